@@ -1,0 +1,3 @@
+from captcha_nb.cli import main
+
+raise SystemExit(main())
