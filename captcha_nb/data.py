@@ -149,17 +149,19 @@ def to_array(image: Image.Image, height: int, width: int, channels: int) -> np.n
 
 
 def infer_image_size(
-    sizes: Sequence[tuple[int, int]], height: int | None = None, width: int | None = None
+    sizes: Sequence[tuple[int, int]], height: int | None = None, width: int | None = None, min_time_steps: int = 1
 ) -> tuple[int, int]:
     """Choose the model's input (height, width) from the images' (width, height) sizes.
 
     The height defaults to 32 pixels; the width keeps the median aspect ratio so that wide captchas stay readable
-    instead of being squashed, rounded to a multiple of the model's width stride.
+    instead of being squashed, rounded to a multiple of the model's width stride, and is widened if needed so that
+    the model has at least `min_time_steps` time steps.
     """
     height = height or DEFAULT_HEIGHT
     if width is None:
         aspect = float(np.median([w / h for w, h in sizes]))
         width = max(WIDTH_MULTIPLE, int(round(height * aspect / WIDTH_MULTIPLE)) * WIDTH_MULTIPLE)
+        width = max(width, min_time_steps * WIDTH_MULTIPLE)
     return height, width
 
 

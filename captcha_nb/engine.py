@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from captcha_nb.augment import random_affine
 from captcha_nb.checkpoint import atomic_save, load_model, make_payload, read_checkpoint  # noqa: F401 (re-exported)
 from captcha_nb.config import TrainConfig
-from captcha_nb.ctc import ctc_loss, greedy_decode
+from captcha_nb.ctc import ctc_loss, greedy_decode, min_time_steps
 from captcha_nb.data import (
     Alphabet,
     CaptchaSet,
@@ -221,7 +221,9 @@ def fit(config: TrainConfig, callbacks: Sequence[Callable[[EpochReport], None]] 
     train_set, val_set, split = prepare_data(config, run_dir)
     alphabet = Alphabet.from_labels(train_set.labels + val_set.labels)
     spec = model_spec(config.model)
-    height, width = input_size(config.model, infer_image_size(train_set.sizes, config.img_height, config.img_width))
+    needed = max(min_time_steps(label) for label in train_set.labels)
+    inferred = infer_image_size(train_set.sizes, config.img_height, config.img_width, min_time_steps=needed)
+    height, width = input_size(config.model, inferred)
     model = build_model(config.model, alphabet.num_classes, height, width, labels=train_set.labels).to(device)
     train_x = train_set.tensor(height, width, spec.in_channels).to(device)
     val_x = val_set.tensor(height, width, spec.in_channels).to(device)

@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# A CPU build keeps the install small; pin it so pip never resolves a multi-GB CUDA build by accident.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed-stamp
+INSTALL_LOG := $(VENV)/install.log
+
+# Tests use the shared development copy of the data set when it is beside the project.
+SHARED_DATA := $(abspath ../shared/data/captcha_images_v2)
+ifneq ($(wildcard $(SHARED_DATA)),)
+  export CAPTCHA_DATA_DIR ?= $(SHARED_DATA)
+endif
+
+.PHONY: run test unit notebooks bench lab clean
+
+$(STAMP): pyproject.toml environment.yml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (log: $(INSTALL_LOG))"
+	@$(PY) -m pip install "$(TORCH_SPEC)" > $(INSTALL_LOG) 2>&1 || { tail -20 $(INSTALL_LOG); exit 1; }
+	@$(PY) -m pip install -e ".[dev]" >> $(INSTALL_LOG) 2>&1 || { tail -20 $(INSTALL_LOG); exit 1; }
+	@touch $(STAMP)
+
+## make run: run notebooks 01 -> 05 with papermill into a new reports/<run-id>/ folder.
+run: $(STAMP)
+	$(PY) -m captcha_nb report
+
+## make test: unit tests, then every notebook executed by nbval with small parameters.
+test: unit notebooks
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+notebooks: $(STAMP)
+	rm -rf build/nbval
+	$(PY) tests/notebooks/prepare.py build/nbval
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/nbval
+
+## make bench: train the default model and the seed architecture side by side (see benchmarks/README.md).
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf build $(VENV)

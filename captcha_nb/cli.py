@@ -1,0 +1,194 @@
+"""Command line: `python -m captcha_nb {train,predict,evaluate,synth,download,export,runs,report}`.
+
+The command and option names are a contract other tools rely on; add options, never rename them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from captcha_nb.data import IMAGE_SUFFIXES
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    # One plain line per skipped file is easier to read in a terminal than Python's default warning format.
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def cmd_train(args) -> int:
+    from captcha_nb.config import TrainConfig
+    from captcha_nb.engine import fit
+
+    config = TrainConfig(data_dir=args.data, run_dir=args.run_dir, epochs=args.epochs, max_minutes=args.max_minutes,
+                         seed=args.seed, model=args.model, device=args.device, resume=args.resume)
+    if args.batch_size:
+        config.batch_size = args.batch_size
+    if args.lr:
+        config.lr = args.lr
+    result = fit(config)
+    print(json.dumps(result.metrics))
+    return 0
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files as given, and the image files inside any directory, sorted."""
+    found = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def cmd_predict(args) -> int:
+    from captcha_nb.predict import predict_files
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["path", "prediction", "confidence"])
+    failures = 0
+    for path, prediction, error in predict_files(args.checkpoint, expand_paths(args.paths), device=args.device,
+                                                 beam_width=args.beam_width):
+        if error:
+            failures += 1
+            writer.writerow([str(path), "", ""])
+            print(f"error: {path}: {error}", file=sys.stderr)
+        else:
+            writer.writerow([str(path), prediction.text, f"{prediction.confidence:.4f}"])
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args) -> int:
+    from captcha_nb.checkpoint import load_model
+    from captcha_nb.data import load_dataset
+    from captcha_nb.engine import evaluate, select_device
+
+    recogniser = load_model(args.checkpoint, device=select_device(args.device))
+    dataset = load_dataset(args.data)
+    images = dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)
+    result = evaluate(recogniser.model, images, dataset.labels, recogniser.alphabet)
+    unknown = sum(not recogniser.alphabet.can_encode(label) for label in dataset.labels)
+    print(json.dumps({**result.summary(), "unreadable_labels": unknown, "data": str(args.data),
+                      "checkpoint": str(args.checkpoint)}))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from captcha_nb.synth import DEFAULT_ALPHABET, generate
+
+    low, _, high = args.length.partition("-")
+    out = generate(args.out, args.n, alphabet=args.alphabet or DEFAULT_ALPHABET, length=(int(low), int(high or low)),
+                   size=(args.width, args.height), seed=args.seed)
+    print(f"wrote {args.n} captchas to {out}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from captcha_nb import DATA_ROOT
+    from captcha_nb.download import download_dataset
+
+    print(download_dataset(Path(args.dest) if args.dest else DATA_ROOT))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from captcha_nb.export import export
+
+    print(export(args.checkpoint, args.format, args.out))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from captcha_nb.runs import list_runs
+
+    table = list_runs(Path(args.reports) if args.reports else None)
+    print(table.to_string(index=False) if len(table) else "no runs yet")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from captcha_nb.runs import run_report
+
+    overrides = dict(kv.split("=", 1) for kv in args.param)
+    run_dir = run_report(overrides, notebooks=args.notebooks, run_id=args.run_id)
+    print(f"report written to {run_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m captcha_nb", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model into a run directory")
+    p.add_argument("--data", help="data set directory (default: CAPTCHA_DATA_DIR, data/captcha_images_v2, download)")
+    p.add_argument("--run-dir", required=True, help="new directory for model.pt, history.csv, metrics.json, split.json")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--max-minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="crnn")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="read captchas: prints CSV lines path,prediction,confidence")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("paths", nargs="+", help="image files or directories of images")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--beam-width", type=int, default=0, help="0 for greedy decoding, >1 for prefix beam search")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on every image of a directory: one JSON line")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("synth", help="generate labelled synthetic captchas")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alphabet")
+    p.add_argument("--length", default="4-6", help="label length or range, e.g. 5 or 4-8")
+    p.add_argument("--width", type=int, default=200)
+    p.add_argument("--height", type=int, default=50)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("download", help="download captcha_images_v2")
+    p.add_argument("--dest", help="parent directory (default: the project's data/)")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("runs", help="list the runs in reports/, newest first")
+    p.add_argument("--reports", help="reports directory (default: the project's reports/)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("report", help="run the notebooks with papermill into a new reports/<run-id>/")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="notebook parameter, e.g. -p epochs=5")
+    p.add_argument("--notebooks", nargs="*", help="notebook file names to run (default: all, in order)")
+    p.add_argument("--run-id", help="name of the report folder (default: date, time and model)")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _warning_line
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,33 @@
+"""Reading many files: one bad file yields an error for that file and the rest are still read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from captcha_nb.checkpoint import load_model
+from captcha_nb.data import open_image
+from captcha_nb.inference import Prediction
+
+
+def predict_files(
+    checkpoint: str | Path, paths: Sequence[Path], device: str = "cpu", beam_width: int = 0, batch_size: int = 64
+) -> Iterator[tuple[Path, Prediction | None, str | None]]:
+    """Yield (path, prediction, None) or (path, None, error message) for every path, in order.
+
+    Files are decoded and predicted in batches so that thousands of files cost one model call per batch.
+    """
+    recogniser = load_model(checkpoint, device=device)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images, errors = {}, {}
+        for path in chunk:
+            try:
+                images[path] = open_image(path)
+            except Exception as error:  # A missing, truncated or non-image file: report it and carry on.
+                errors[path] = f"cannot read image ({error.__class__.__name__}: {error})"
+        readable = [p for p in chunk if p in images]
+        predictions = dict(zip(readable, recogniser.predict_images([images[p] for p in readable],
+                                                                    beam_width=beam_width))) if readable else {}
+        for path in chunk:
+            yield path, predictions.get(path), errors.get(path)

@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny synthetic data sets, generated once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captcha_nb import synth
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """40 captchas of 4 to 6 characters from a 6-symbol alphabet, 100x32: small enough to train on in seconds."""
+    return synth.generate(tmp_path_factory.mktemp("tiny"), 40, alphabet="abcd23", length=(4, 6), size=(100, 32), seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_dir):
+    """A short real training run shared by the tests that need a checkpoint."""
+    from captcha_nb.config import TrainConfig
+    from captcha_nb.engine import fit
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(run_dir), epochs=2, batch_size=8, progress=False,
+                         val_fraction=0.25, max_minutes=5)
+    return fit(config)

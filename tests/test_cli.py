@@ -1,0 +1,88 @@
+"""The CLI's command and option names are a contract: these tests call them exactly as users and tools do."""
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from captcha_nb.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_writes_the_contracted_files(tmp_path, tiny_dir, capsys):
+    code, out, _ = run(capsys, "train", "--data", tiny_dir, "--run-dir", tmp_path / "r", "--epochs", 1,
+                       "--max-minutes", 2, "--seed", 3, "--model", "crnn")
+    assert code == 0
+    for name in ["model.pt", "history.csv", "metrics.json", "split.json"]:
+        assert (tmp_path / "r" / name).is_file()
+    assert json.loads(out.strip().splitlines()[-1])["seed"] == 3
+
+
+def test_train_refuses_an_unknown_model_with_one_line(tmp_path, tiny_dir, capsys):
+    code, _, err = run(capsys, "train", "--data", tiny_dir, "--run-dir", tmp_path / "r", "--model", "bogus")
+    assert code == 2 and "model='bogus'" in err and "Traceback" not in err
+
+
+def test_predict_reads_files_and_directories_and_survives_bad_files(tmp_path, trained_run, tiny_dir, capsys):
+    images = tmp_path / "imgs"
+    shutil.copytree(tiny_dir, images)
+    (images / "broken.png").write_bytes(b"garbage")
+    extra = tmp_path / "single.png"
+    Image.open(next(tiny_dir.glob("*.png"))).save(extra)
+    code, out, err = run(capsys, "predict", "--checkpoint", trained_run.run_dir / "model.pt", images, extra,
+                         tmp_path / "missing.png")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["path", "prediction", "confidence"]
+    by_path = {row[0]: row for row in rows[1:]}
+    assert len(by_path) == 40 + 3
+    assert by_path[str(images / "broken.png")][1:] == ["", ""]
+    assert by_path[str(tmp_path / "missing.png")][1:] == ["", ""]
+    good = by_path[str(extra)]
+    assert 0.0 <= float(good[2]) <= 1.0
+    assert "broken.png" in err and "missing.png" in err
+    assert code == 1
+
+
+def test_evaluate_prints_one_json_line(trained_run, tiny_dir, capsys):
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", trained_run.run_dir / "model.pt", "--data", tiny_dir)
+    assert code == 0
+    (line,) = out.strip().splitlines()
+    result = json.loads(line)
+    assert result["n"] == 40 and 0 <= result["seq_accuracy"] <= 1 and result["cer"] >= 0
+
+
+def test_evaluate_scores_unknown_characters_as_errors(tmp_path, trained_run, tiny_dir, capsys):
+    data = tmp_path / "d"
+    data.mkdir()
+    for i, path in enumerate(sorted(tiny_dir.glob("*.png"))[:3]):
+        shutil.copy(path, data / ("ZZZZ.png" if i == 0 else path.name))
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", trained_run.run_dir / "model.pt", "--data", data)
+    result = json.loads(out)
+    assert code == 0 and result["n"] == 3 and result["unreadable_labels"] == 1 and result["seq_accuracy"] <= 2 / 3
+
+
+def test_evaluate_rejects_a_non_checkpoint(tmp_path, tiny_dir, capsys):
+    (tmp_path / "x.pt").write_text("nope")
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "x.pt", "--data", tiny_dir)
+    assert code == 2 and "x.pt" in err
+
+
+def test_synth_writes_n_images(tmp_path, capsys):
+    code, _, _ = run(capsys, "synth", "--out", tmp_path / "s", "--n", 5, "--seed", 2)
+    assert code == 0 and len(list((tmp_path / "s").glob("*.png"))) == 5
+
+
+def test_download_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    from captcha_nb import download
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    code, _, err = run(capsys, "download", "--dest", tmp_path)
+    assert code == 2 and "CAPTCHA_DATA_DIR" in err

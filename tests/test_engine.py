@@ -1,0 +1,149 @@
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from captcha_nb import synth
+from captcha_nb.config import TrainConfig
+from captcha_nb.data import Alphabet
+from captcha_nb.engine import (
+    HISTORY_COLUMNS,
+    RunExistsError,
+    evaluate,
+    fit,
+    learning_rate,
+    select_device,
+    train_one_epoch,
+)
+from captcha_nb.model import build_model
+
+
+def test_fit_writes_the_run_directory(trained_run):
+    run_dir = trained_run.run_dir
+    for name in ["model.pt", "last.pt", "history.csv", "metrics.json", "split.json"]:
+        assert (run_dir / name).is_file(), name
+    with open(run_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and list(rows[0]) == HISTORY_COLUMNS
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["n_train"] == 30 and metrics["n_val"] == 10
+    assert 0 <= metrics["val_seq_accuracy"] <= 1 and metrics["epochs_run"] == 2
+    split = json.loads((run_dir / "split.json").read_text())
+    assert sorted(split["val"]) == sorted(trained_run.val_names)
+    assert not set(split["train"]) & set(split["val"])
+
+
+def test_a_second_run_never_overwrites_the_first(trained_run):
+    before = (trained_run.run_dir / "model.pt").read_bytes()
+    config = TrainConfig(data_dir=json.loads((trained_run.run_dir / "split.json").read_text())["data_dir"],
+                         run_dir=str(trained_run.run_dir), epochs=1, progress=False)
+    with pytest.raises(RunExistsError):
+        fit(config)
+    assert (trained_run.run_dir / "model.pt").read_bytes() == before
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path, tiny_dir):
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "r"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    fit(config)
+    split_before = (tmp_path / "r" / "split.json").read_text()
+    config.epochs, config.resume = 3, True
+    result = fit(config)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert (tmp_path / "r" / "split.json").read_text() == split_before
+
+
+def test_training_reduces_the_loss_on_a_tiny_set(tiny_dir):
+    from captcha_nb.data import load_dataset
+
+    torch.manual_seed(0)
+    dataset = load_dataset(tiny_dir)
+    alphabet = Alphabet.from_labels(dataset.labels)
+    images = dataset.tensor(32, 96)
+    model = build_model("crnn", alphabet.num_classes, 32, 96)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    before = evaluate(model, images, dataset.labels, alphabet).loss
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        train_one_epoch(model, optimizer, images, dataset.labels, alphabet, 8, generator, progress=False)
+    assert evaluate(model, images, dataset.labels, alphabet).loss < before
+
+
+def test_unknown_characters_are_errors_not_crashes(tiny_dir):
+    from captcha_nb.data import load_dataset
+
+    dataset = load_dataset(tiny_dir)
+    alphabet = Alphabet.from_labels(dataset.labels)
+    model = build_model("crnn", alphabet.num_classes, 32, 96)
+    labels = list(dataset.labels)
+    labels[0] = "ZZZZ"
+    result = evaluate(model, dataset.tensor(32, 96), labels, alphabet)
+    assert result.predictions[0] != "ZZZZ"
+    assert math.isfinite(result.loss) and len(result.predictions) == len(labels)
+
+
+def test_early_stopping_waits_for_the_first_correct_reading(tmp_path, tiny_dir):
+    # With patience 1 and a model that never reads a captcha in 3 epochs, the run must not stop early.
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "p"), epochs=3, batch_size=8,
+                         progress=False, patience=1, lr=1e-5, val_fraction=0.25)
+    result = fit(config)
+    assert result.metrics["val_seq_accuracy"] == 0
+    assert result.stopped_because == "epochs" and len(result.history) == 3
+
+
+def test_wall_clock_budget_stops_the_run(tmp_path, tiny_dir):
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "t"), epochs=50, batch_size=8,
+                         progress=False, max_minutes=0.0001, val_fraction=0.25)
+    result = fit(config)
+    assert result.stopped_because == "max_minutes" and len(result.history) == 1
+
+
+def test_callbacks_see_decoded_predictions(tmp_path, tiny_dir):
+    seen = []
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "c"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    fit(config, callbacks=[seen.append])
+    (report,) = seen
+    assert report.row["epoch"] == 1
+    assert len(report.evaluation.predictions) == len(report.val_names) == 10
+
+
+def test_same_seed_same_result(tmp_path, tiny_dir):
+    results = []
+    for name in ["a", "b"]:
+        config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / name), epochs=1, batch_size=8,
+                             progress=False, val_fraction=0.25, seed=4)
+        results.append(fit(config).history[0]["train_loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-5)
+
+
+def test_labels_too_long_for_the_width_fail_before_training(tmp_path):
+    synth.generate(tmp_path / "long", 6, alphabet="ab", length=(8, 8), size=(60, 40), seed=0)
+    config = TrainConfig(data_dir=str(tmp_path / "long"), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                         val_fraction=0.34, img_width=16)
+    with pytest.raises(ValueError, match="time steps"):
+        fit(config)
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_inferred_width_is_widened_to_fit_long_labels(tmp_path):
+    # 8 characters in a square image: the aspect ratio alone would give 8 time steps, too few for doubled letters.
+    synth.generate(tmp_path / "square", 6, alphabet="ab", length=(8, 8), size=(40, 40), seed=0)
+    config = TrainConfig(data_dir=str(tmp_path / "square"), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                         val_fraction=0.34)
+    height, width = fit(config).metrics["input_size"]
+    assert width // 4 >= 9
+
+
+def test_learning_rate_warms_up_then_decays():
+    assert learning_rate(1.0, 0.0, 0.1) < learning_rate(1.0, 0.05, 0.1) < learning_rate(1.0, 0.1, 0.1) == 1.0
+    assert learning_rate(1.0, 1.0, 0.1) == pytest.approx(0.01)
+
+
+def test_auto_device_falls_back_to_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert select_device("auto") == torch.device("cpu")
+    assert select_device("cpu") == torch.device("cpu")
