@@ -26,3 +26,24 @@ def trained_run(tmp_path_factory, tiny_dir):
     config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(run_dir), epochs=2, batch_size=8, progress=False,
                          val_fraction=0.25, max_minutes=5)
     return fit(config)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def headless_matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def recogniser(trained_run):
+    from captcha_nb.checkpoint import load_model
+
+    return load_model(trained_run.run_dir / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tiny_dir):
+    from captcha_nb.data import load_dataset
+
+    return load_dataset(tiny_dir)

@@ -1,0 +1,134 @@
+"""Error analysis of a trained recogniser: the tables behind notebooks 04 and 05."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from rapidfuzz.distance import Levenshtein
+
+from captcha_nb.data import CaptchaSet
+from captcha_nb.inference import Prediction, Recogniser
+from captcha_nb.metrics import character_error_rate, sequence_accuracy
+
+MISSING = "∅"  # stands for "no character" in the confusion matrix: a deletion or an insertion
+
+
+def predict_dataset(recogniser: Recogniser, dataset: CaptchaSet, beam_width: int = 0) -> tuple[pd.DataFrame, list]:
+    """Predict every image; returns a table (one row per image) and the Prediction objects with probabilities."""
+    images = dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)
+    predictions = recogniser.predict_tensor(images, beam_width=beam_width, keep_probs=True)
+    table = pd.DataFrame(
+        {
+            "name": dataset.names,
+            "truth": dataset.labels,
+            "prediction": [p.text for p in predictions],
+            "confidence": [p.confidence for p in predictions],
+            "min_char_confidence": [min(p.char_confidences, default=0.0) for p in predictions],
+        }
+    )
+    table["correct"] = table["truth"] == table["prediction"]
+    table["edit_distance"] = [Levenshtein.distance(p, t) for p, t in zip(table["prediction"], table["truth"])]
+    return table, predictions
+
+
+def error_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The misread captchas, least confident first."""
+    return table[~table["correct"]].sort_values("confidence").reset_index(drop=True)
+
+
+def aligned_pairs(truth: str, prediction: str) -> list[tuple[str, str]]:
+    """(true character, predicted character) pairs along the edit-distance alignment; MISSING marks a gap."""
+    pairs, ti, pi = [], 0, 0
+    for op in Levenshtein.editops(truth, prediction):
+        while ti < op.src_pos and pi < op.dest_pos:
+            pairs.append((truth[ti], prediction[pi]))
+            ti, pi = ti + 1, pi + 1
+        if op.tag == "replace":
+            pairs.append((truth[ti], prediction[pi]))
+            ti, pi = ti + 1, pi + 1
+        elif op.tag == "delete":
+            pairs.append((truth[ti], MISSING))
+            ti += 1
+        else:
+            pairs.append((MISSING, prediction[pi]))
+            pi += 1
+    pairs.extend(zip(truth[ti:], prediction[pi:]))
+    return pairs
+
+
+def confusion_matrix(truths: Sequence[str], predictions: Sequence[str], alphabet: str) -> pd.DataFrame:
+    """Counts of true character (rows) read as predicted character (columns), including missing ones."""
+    symbols = sorted(set(alphabet) | set("".join(truths)) | set("".join(predictions))) + [MISSING]
+    matrix = pd.DataFrame(0, index=pd.Index(symbols, name="truth"), columns=pd.Index(symbols, name="prediction"))
+    for truth, prediction in zip(truths, predictions):
+        for t, p in aligned_pairs(truth, prediction):
+            matrix.loc[t, p] += 1
+    return matrix
+
+
+def top_confusions(matrix: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The most frequent off-diagonal cells of a confusion matrix."""
+    cells = matrix.stack()
+    off_diagonal = np.array([t != p for t, p in cells.index])
+    cells = cells[off_diagonal & (cells > 0).to_numpy()]
+    return cells.sort_values(ascending=False).head(n).rename("count").reset_index()
+
+
+def position_accuracy(truths: Sequence[str], predictions: Sequence[str]) -> pd.DataFrame:
+    """Share of characters read right at each position of the true label."""
+    right: dict[int, int] = {}
+    total: dict[int, int] = {}
+    for truth, prediction in zip(truths, predictions):
+        touched = {op.src_pos for op in Levenshtein.editops(truth, prediction) if op.tag != "insert"}
+        for i in range(len(truth)):
+            total[i + 1] = total.get(i + 1, 0) + 1
+            right[i + 1] = right.get(i + 1, 0) + (i not in touched)
+    table = pd.DataFrame({"characters": total, "accuracy": {k: right[k] / total[k] for k in total}})
+    return table.rename_axis("position").sort_index()
+
+
+def coverage_table(confidences: Sequence[float], correct: Sequence[bool], steps: int = 10) -> pd.DataFrame:
+    """Accuracy on the predictions kept when the least confident ones are rejected, at each coverage level."""
+    order = np.argsort(-np.asarray(confidences, dtype=float))
+    correct = np.asarray(correct, dtype=bool)[order]
+    confidences = np.asarray(confidences, dtype=float)[order]
+    rows = []
+    for coverage in np.linspace(1.0, 1.0 / steps, steps):
+        kept = max(1, int(round(coverage * len(order))))
+        rows.append({"coverage": round(float(coverage), 3), "kept": kept, "threshold": float(confidences[kept - 1]),
+                     "accuracy": float(correct[:kept].mean())})
+    return pd.DataFrame(rows)
+
+
+def compare_decoders(
+    recogniser: Recogniser, dataset: CaptchaSet, beam_widths: Sequence[int] = (0, 5, 20)
+) -> pd.DataFrame:
+    """Sequence accuracy, CER and time of greedy decoding (beam width 0) against prefix beam search."""
+    images = dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)
+    rows = []
+    for width in beam_widths:
+        start = time.perf_counter()
+        texts = [p.text for p in recogniser.predict_tensor(images, beam_width=width)]
+        seconds = time.perf_counter() - start
+        rows.append({"decoder": "greedy" if width <= 1 else f"beam {width}",
+                     "seq_accuracy": sequence_accuracy(texts, dataset.labels),
+                     "cer": character_error_rate(texts, dataset.labels),
+                     "ms per image": 1000 * seconds / max(len(dataset), 1)})
+    return pd.DataFrame(rows).set_index("decoder")
+
+
+def disagreements(table_a: pd.DataFrame, table_b: pd.DataFrame) -> pd.DataFrame:
+    """Images where two decoders read differently, with both readings."""
+    merged = table_a[["name", "truth", "prediction"]].merge(
+        table_b[["name", "prediction"]], on="name", suffixes=("_a", "_b"))
+    return merged[merged["prediction_a"] != merged["prediction_b"]].reset_index(drop=True)
+
+
+def character_confidences(prediction: Prediction) -> pd.DataFrame:
+    """One row per decoded character: the character, its confidence and the time step it was emitted at."""
+    return pd.DataFrame({"character": list(prediction.text) if len(prediction.text) == len(prediction.frames) else
+                         ["?"] * len(prediction.frames), "confidence": prediction.char_confidences,
+                         "time step": prediction.frames})

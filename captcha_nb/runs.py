@@ -1,0 +1,167 @@
+"""Reports: run the numbered notebooks with papermill into reports/<run-id>/, and list the runs side by side.
+
+A report folder holds the executed notebooks, figures/ as PNG, the checkpoint and run files of notebook 03
+(model.pt, history.csv, metrics.json, split.json) and params.json: parameters, seed, package versions, git commit
+and a fingerprint of the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from captcha_nb import DATA_ROOT, NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__
+from captcha_nb.data import DataError, fingerprint, read_labels, resolve_data_dir
+from captcha_nb.synth import generate
+
+NOTEBOOKS = [
+    "01_data_exploration.ipynb",
+    "02_model_building.ipynb",
+    "03_ctc_training.ipynb",
+    "04_error_analysis.ipynb",
+    "05_prediction_inspector.ipynb",
+]
+SYNTHETIC_DIR = DATA_ROOT / "synthetic"
+SYNTHETIC_SIZE = 1200
+
+
+def parse_value(text: str):
+    """Type a NAME=VALUE parameter the way papermill's -p does: int, float, bool, None, else string."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "captcha_nb", "notebooks"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "captcha_nb": __version__}
+    for name in ("torch", "numpy", "pillow", "captcha", "papermill", "ipywidgets"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def data_for_report(data_dir: str | None) -> tuple[Path, bool]:
+    """The data set to report on, falling back to synthetic captchas when none can be found or downloaded."""
+    try:
+        return resolve_data_dir(data_dir), False
+    except DataError as error:
+        if data_dir:
+            raise
+        print(f"{error}\n\nNo data set is available, so this report runs on SYNTHETIC captchas "
+              f"({SYNTHETIC_DIR}); it is marked as synthetic in params.json and in the notebooks.", file=sys.stderr)
+        if not SYNTHETIC_DIR.is_dir():
+            generate(SYNTHETIC_DIR, SYNTHETIC_SIZE, seed=0)
+        return SYNTHETIC_DIR, True
+
+
+def new_report_dir(run_id: str | None, reports_dir: Path) -> Path:
+    """Create reports/<run-id>/; an existing run is never reused or overwritten."""
+    run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = reports_dir / run_id
+    if path.exists():
+        raise FileExistsError(f"report {path} already exists; choose another --run-id")
+    path.mkdir(parents=True)
+    return path
+
+
+def write_params(path: Path, params: dict) -> None:
+    path.write_text(json.dumps(params, indent=2, default=str))
+
+
+def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | None = None,
+               run_id: str | None = None, reports_dir: Path = REPORTS_DIR) -> Path:
+    """Execute the notebooks in order with papermill into a new report folder; return that folder."""
+    import papermill
+
+    parameters = {name: parse_value(value) for name, value in (overrides or {}).items()}
+    data_dir, synthetic = data_for_report(parameters.pop("data_dir", None))
+    report_dir = new_report_dir(run_id, reports_dir)
+    parameters.update(data_dir=str(data_dir), run_dir=str(report_dir), figures_dir=str(report_dir / "figures"))
+    record = {
+        "run_id": report_dir.name,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+        "parameters": parameters,
+        "seed": parameters.get("seed", 0),
+        "synthetic_data": synthetic,
+        "data_dir": str(data_dir),
+        "data_fingerprint": fingerprint([p for p, _ in read_labels(data_dir) if p.is_file()]),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "machine": f"{platform.machine()}, {platform.system()}",
+        "notebooks": [],
+    }
+    write_params(report_dir / "params.json", record)
+    for name in notebooks or NOTEBOOKS:
+        source = NOTEBOOKS_DIR / name
+        if not source.is_file():
+            raise FileNotFoundError(f"notebook {source} does not exist; choose from {NOTEBOOKS}")
+        accepted = papermill.inspect_notebook(str(source))
+        try:
+            papermill.execute_notebook(
+                str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR),
+                parameters={k: v for k, v in parameters.items() if k in accepted},
+            )
+        except Exception:
+            record["status"] = f"failed in {name}"
+            write_params(report_dir / "params.json", record)
+            raise
+        record["notebooks"].append(name)
+        write_params(report_dir / "params.json", record)
+    record["status"] = "finished"
+    record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+    write_params(report_dir / "params.json", record)
+    return report_dir
+
+
+def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:
+    """One row per report: its parameters beside its final metrics, newest first."""
+    reports_dir = reports_dir or REPORTS_DIR
+    rows = []
+    for params_path in sorted(reports_dir.glob("*/params.json")):
+        params = json.loads(params_path.read_text())
+        metrics_path = params_path.parent / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        given = params.get("parameters", {})
+        rows.append({
+            "run_id": params.get("run_id", params_path.parent.name),
+            "created": params.get("created", ""),
+            "status": params.get("status", ""),
+            "model": given.get("model", metrics.get("model", "crnn")),
+            "seed": params.get("seed"),
+            "epochs": given.get("epochs", ""),
+            "max_minutes": given.get("max_minutes", ""),
+            "synthetic": params.get("synthetic_data", False),
+            "data": params.get("data_fingerprint", ""),
+            "val_seq_accuracy": metrics.get("val_seq_accuracy"),
+            "val_cer": metrics.get("val_cer"),
+            "best_epoch": metrics.get("best_epoch"),
+            "train_seconds": metrics.get("train_seconds"),
+        })
+    columns = ["run_id", "created", "status", "model", "seed", "epochs", "max_minutes", "synthetic", "data",
+               "val_seq_accuracy", "val_cer", "best_epoch", "train_seconds"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("created", ascending=False, ignore_index=True)
