@@ -56,6 +56,12 @@ class TrainConfig:
             raise ValueError(f"model={self.model!r} is unknown; choose one of {sorted(MODELS)}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
+        for name in ("max_minutes", "lr", "val_fraction", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}={value!r} must be a number")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed={self.seed!r} must be an integer")
         if not self.max_minutes > 0:
             raise ValueError(f"max_minutes={self.max_minutes!r} must be positive")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

@@ -70,3 +70,14 @@ def trained_run(run_dir: str | None) -> Path:
 def check_seed(seed) -> int:
     check_type("seed", seed, int)
     return seed
+
+
+def held_out(run_dir: Path, data_dir: str | None = None):
+    """The run's recogniser and its held-out images, exactly the files split.json set aside at training time."""
+    from captcha_nb.checkpoint import load_model
+    from captcha_nb.data import load_dataset, load_split
+
+    split = load_split(run_dir / "split.json")
+    source = data_directory(data_dir) if data_dir else Path(split["data_dir"])
+    recogniser = load_model(run_dir / "model.pt")
+    return recogniser, load_dataset(source).subset(split["val"]), split

@@ -11,6 +11,8 @@ from captcha_nb.config import TrainConfig
         ("epochs", 2.5, "epochs=2.5"),
         ("batch_size", 0, "batch_size=0"),
         ("lr", 0, "lr=0"),
+        ("lr", "fast", "lr='fast'"),
+        ("seed", "1", "seed='1'"),
         ("max_minutes", 0, "max_minutes=0"),
         ("val_fraction", 1.0, "val_fraction=1.0"),
         ("img_height", 4, "img_height=4"),

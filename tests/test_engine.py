@@ -147,3 +147,14 @@ def test_auto_device_falls_back_to_cpu(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert select_device("auto") == torch.device("cpu")
     assert select_device("cpu") == torch.device("cpu")
+
+
+def test_show_predictions_prints_truth_beside_prediction(tmp_path, tiny_dir, capsys):
+    from captcha_nb.callbacks import ShowPredictions
+
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "s"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    result = fit(config, callbacks=[ShowPredictions(n=3)])
+    out = capsys.readouterr().out
+    assert "epoch   1" in out and out.count("→") == 3
+    assert result.val_names[0] in [p.name for p in tiny_dir.iterdir()]

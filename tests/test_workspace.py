@@ -33,3 +33,9 @@ def test_synthetic_data_is_marked(tmp_path):
     synth.generate(tmp_path, 2)
     assert workspace.is_synthetic(tmp_path) and "SYNTHETIC" in workspace.describe_data(tmp_path)
     assert not workspace.is_synthetic(tmp_path / "elsewhere")
+
+
+def test_held_out_returns_the_runs_validation_files(trained_run):
+    recogniser, val_set, split = workspace.held_out(trained_run.run_dir)
+    assert val_set.names == split["val"] and len(val_set) == 10
+    assert recogniser.alphabet.chars == "23abcd"

@@ -1,0 +1,32 @@
+"""The benchmark script in quick mode: checks the structure of what it writes, never its speed."""
+
+import importlib.util
+import json
+
+from captcha_nb import PROJECT_ROOT
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench", PROJECT_ROOT / "benchmarks" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_benchmark_writes_results_table_and_plot(tmp_path):
+    bench = load_bench()
+    out = bench.main(["--quick", "--out", str(tmp_path / "b"), "--threads", "2"])
+    payload = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in payload["results"]] == ["crnn", "seed"]
+    for row in payload["results"]:
+        assert set(row["time_to"]) == {"0.90", "0.95", "0.98", "0.99"}
+        assert row["parameters"] > 0 and row["torch_batch_images_per_s"] > 0 and row["onnx_single_p95_ms"] > 0
+        assert row["onnx_matches_torch"] is True
+    assert "| crnn | 0 |" in (out / "results.md").read_text()
+    assert (out / "accuracy_vs_time.png").stat().st_size > 1000
+
+
+def test_time_to_reports_not_reached_as_none():
+    bench = load_bench()
+    history = [{"seconds": 10, "val_seq_accuracy": 0.5}, {"seconds": 20, "val_seq_accuracy": 0.96}]
+    assert bench.time_to(history, 0.95) == 20 and bench.time_to(history, 0.99) is None

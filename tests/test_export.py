@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import torch
+
+from captcha_nb.ctc import greedy_decode
+from captcha_nb.data import to_float
+from captcha_nb.export import export, load_exported
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_exported_model_reads_like_the_pytorch_model(tmp_path, trained_run, recogniser, tiny_set, fmt, suffix):
+    path = export(trained_run.run_dir / "model.pt", fmt, tmp_path / f"model{suffix}")
+    run, info = load_exported(path)
+    assert info["alphabet"] == recogniser.alphabet.chars
+    assert (info["height"], info["width"], info["in_channels"]) == (recogniser.height, recogniser.width, 1)
+    images = to_float(tiny_set.tensor(recogniser.height, recogniser.width, 1))
+    with torch.inference_mode():
+        expected = recogniser.model(images).softmax(-1)
+    exported = torch.from_numpy(run(images.numpy())).softmax(-1)
+    decode = lambda probs: [d.classes for d in greedy_decode(probs)]
+    assert decode(exported) == decode(expected)
+    assert np.allclose(exported.numpy(), expected.numpy(), atol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left behind
+
+
+def test_unknown_format_is_refused(trained_run, tmp_path):
+    with pytest.raises(ValueError, match="format='tflite'"):
+        export(trained_run.run_dir / "model.pt", "tflite", tmp_path / "m")
+
+
+def test_cli_export(trained_run, tmp_path, capsys):
+    from captcha_nb.cli import main
+
+    assert main(["export", "--checkpoint", str(trained_run.run_dir / "model.pt"), "--format", "onnx",
+                 "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 10_000
