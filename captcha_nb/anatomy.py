@@ -23,7 +23,8 @@ def stage_shapes(model: torch.nn.Module, images: torch.Tensor) -> pd.DataFrame:
     sequence = model.sequence(images)
     rows.append(("sequence of T steps (B, T, features)", tuple(sequence.shape)))
     projected = model.project(sequence)
-    rows.append(("projected (B, T, hidden)", tuple(projected.shape)))
+    if not isinstance(model.project, torch.nn.Identity):
+        rows.append(("projected (B, T, hidden)", tuple(projected.shape)))
     recurrent, _ = model.gru(projected)
     rows.append(("bidirectional GRU (B, T, 2 x hidden)", tuple(recurrent.shape)))
     rows.append(("class scores (B, T, classes)", tuple(model.classifier(recurrent).shape)))

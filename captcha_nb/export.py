@@ -49,10 +49,13 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
+        # TorchScript is deprecated upstream in favour of torch.export but remains the one-file format that loads
+        # without Python model code; tracing also warns about the GRU. The tests check the trace's predictions.
         with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracing warns about the GRU; the trace is checked by the tests
+            warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, example)
-        _replace_atomically(lambda p: torch.jit.save(traced, p, _extra_files={f"{META_KEY}.json": json.dumps(info)}), out)
+            _replace_atomically(
+                lambda p: torch.jit.save(traced, p, _extra_files={f"{META_KEY}.json": json.dumps(info)}), out)
     else:
         import onnx
 
@@ -83,7 +86,9 @@ def load_exported(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray],
         info = json.loads(session.get_modelmeta().custom_metadata_map[META_KEY])
         return (lambda images: session.run(["logits"], {"images": np.ascontiguousarray(images, np.float32)})[0]), info
     files = {f"{META_KEY}.json": ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     info = json.loads(files[f"{META_KEY}.json"])
 
     def run(images: np.ndarray) -> np.ndarray:
