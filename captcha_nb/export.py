@@ -57,34 +57,49 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
             _replace_atomically(
                 lambda p: torch.jit.save(traced, p, _extra_files={f"{META_KEY}.json": json.dumps(info)}), out)
     else:
-        import onnx
-
-        def write(path: str) -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, (example,), path, dynamo=False, input_names=["images"],
-                                  output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                                  opset_version=17)
-            proto = onnx.load(path)
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = META_KEY, json.dumps(info)
-            onnx.save(proto, path)
-
-        _replace_atomically(write, out)
+        _replace_atomically(lambda path: Path(path).write_bytes(onnx_bytes(recogniser)), out)
     return out
+
+
+def onnx_bytes(recogniser) -> bytes:
+    """The recogniser as an ONNX model (dynamic batch size) with its metadata, serialised in memory."""
+    import io
+
+    import onnx
+
+    model = recogniser.model.eval()
+    example = torch.zeros(1, recogniser.in_channels, recogniser.height, recogniser.width)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter warns about the GRU's batch_first layout
+        torch.onnx.export(model.cpu(), (example,), buffer, dynamo=False, input_names=["images"],
+                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17)
+    model.to(recogniser.device)
+    proto = onnx.load_from_string(buffer.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(metadata(recogniser))
+    return proto.SerializeToString()
+
+
+def onnx_session_runner(model: bytes | str) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime CPU session as a function from float32 images to logits."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return lambda images: session.run(["logits"], {"images": np.ascontiguousarray(images, np.float32)})[0]
 
 
 def load_exported(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """A runner mapping float32 (N, C, H, W) input to (N, T, classes) logits, and the export's metadata."""
     path = Path(path)
     if path.suffix == ".onnx":
-        import onnxruntime as ort
+        import onnx
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        info = json.loads(session.get_modelmeta().custom_metadata_map[META_KEY])
-        return (lambda images: session.run(["logits"], {"images": np.ascontiguousarray(images, np.float32)})[0]), info
+        info = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[META_KEY])
+        return onnx_session_runner(str(path)), info
     files = {f"{META_KEY}.json": ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

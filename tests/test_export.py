@@ -34,3 +34,27 @@ def test_cli_export(trained_run, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(trained_run.run_dir / "model.pt"), "--format", "onnx",
                  "--out", str(tmp_path / "m.onnx")]) == 0
     assert (tmp_path / "m.onnx").stat().st_size > 10_000
+
+
+def test_fastest_backend_reads_exactly_like_pytorch(trained_run, tiny_set):
+    from captcha_nb.checkpoint import load_model
+
+    reference = load_model(trained_run.run_dir / "model.pt")
+    fast = load_model(trained_run.run_dir / "model.pt")
+    images = tiny_set.tensor(fast.height, fast.width, 1)
+    assert fast.use_fastest(images[:8]) == "onnx"
+    expected = reference.predict_tensor(images)
+    got = fast.predict_tensor(images)
+    assert [p.text for p in got] == [p.text for p in expected]
+    assert np.allclose([p.confidence for p in got], [p.confidence for p in expected], atol=1e-4)
+
+
+def test_fastest_backend_falls_back_to_torch_when_onnxruntime_is_missing(trained_run, tiny_set, monkeypatch):
+    import sys
+
+    from captcha_nb.checkpoint import load_model
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    recogniser = load_model(trained_run.run_dir / "model.pt")
+    assert recogniser.use_fastest(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:4]) == "torch"
+    assert recogniser.predict_tensor(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:2])
