@@ -118,6 +118,8 @@ def cmd_report(args) -> int:
     overrides = dict(kv.split("=", 1) for kv in args.param)
     run_dir = run_report(overrides, notebooks=args.notebooks, run_id=args.run_id)
     print(f"report written to {run_dir}")
+    if (run_dir / "metrics.json").is_file():
+        print((run_dir / "metrics.json").read_text())
     return 0
 
 

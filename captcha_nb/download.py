@@ -46,7 +46,7 @@ def find_image_dir(root: Path) -> Path:
         if count > best_count:
             best, best_count = directory, count
     if best is None:
-        raise DataError(f"the downloaded archive holds no images")
+        raise DataError("the downloaded archive holds no images")
     return best
 
 

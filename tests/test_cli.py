@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+
 from PIL import Image
 
 from captcha_nb.cli import main
@@ -86,3 +87,29 @@ def test_download_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     code, _, err = run(capsys, "download", "--dest", tmp_path)
     assert code == 2 and "CAPTCHA_DATA_DIR" in err
+
+
+@pytest.mark.parametrize(
+    "alphabet,length,size",
+    [
+        ("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", "4-8", (160, 50)),  # upper case, 32 symbols, mixed lengths
+        ("0123456789", "4", (72, 24)),  # tiny images
+        ("abcdefghkmnpqrstuvwxyz", "6-8", (700, 80)),  # wide colour images
+    ],
+)
+def test_other_captcha_styles_train_with_the_same_command(tmp_path, capsys, alphabet, length, size):
+    data = tmp_path / "data"
+    assert run(capsys, "synth", "--out", data, "--n", 16, "--alphabet", alphabet, "--length", length,
+               "--width", size[0], "--height", size[1])[0] == 0
+    code, out, _ = run(capsys, "train", "--data", data, "--run-dir", tmp_path / "run", "--epochs", 1,
+                       "--batch-size", 8)
+    metrics = json.loads(out.strip().splitlines()[-1])
+    height, width = metrics["input_size"]
+    assert code == 0 and set(metrics["alphabet"]) <= set(alphabet)
+    assert width / height == pytest.approx(size[0] / size[1], rel=0.15)
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "model.pt", "--data", data)
+    assert code == 0 and json.loads(out)["n"] == 16
+
+
+def test_runs_lists_reports(tmp_path, capsys):
+    assert run(capsys, "runs", "--reports", tmp_path)[1].strip() == "no runs yet"

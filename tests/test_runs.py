@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from captcha_nb import runs, synth
+from captcha_nb import runs
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import io
 
-from PIL import Image
 
 from captcha_nb.widgets import PredictionInspector
 
