@@ -18,13 +18,12 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from captcha_nb import REPORTS_DIR
+from captcha_nb import NOTEBOOKS_DIR, REPORTS_DIR
 from captcha_nb.config import TrainConfig
 from captcha_nb.data import fingerprint, read_labels, resolve_data_dir
 from captcha_nb.engine import fit
 from captcha_nb.runs import NOTEBOOKS
 from captcha_nb.synth import generate
-from captcha_nb import NOTEBOOKS_DIR
 
 REFERENCE = REPORTS_DIR / "reference"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
@@ -37,21 +36,39 @@ def test_data(out: Path) -> Path:
     return generate(out / "synthetic", 300, seed=0)
 
 
-def source_for(name: str, data_fingerprint: str) -> tuple[Path, bool]:
-    """The reference report's executed copy when it was made from this data, else the bare notebook."""
+def reference_outputs(name: str, data_fingerprint: str) -> dict[str, list] | None:
+    """Outputs of the reference report's cells, by source, when that report was made from this very data set."""
     params = REFERENCE / "params.json"
-    if params.is_file() and json.loads(params.read_text()).get("data_fingerprint") == data_fingerprint:
-        return REFERENCE / name, True
-    return NOTEBOOKS_DIR / name, False
+    if not params.is_file() or json.loads(params.read_text()).get("data_fingerprint") != data_fingerprint:
+        return None
+    reference = nbformat.read(REFERENCE / name, as_version=4)
+    return {cell.source: cell.outputs for cell in reference.cells if cell.cell_type == "code"}
 
 
-def strip_checks(path: Path) -> None:
-    """Without reference outputs there is nothing to compare, so the check markers are removed."""
+def attach_reference(path: Path, outputs: dict[str, list] | None) -> int:
+    """Give each checked cell of the notebook about to run the reference's outputs for the same source.
+
+    The code that runs is always the current notebook's; only the expected outputs come from the reference. A checked
+    cell whose source changed since the reference was made fails the run under CI (the reference must be
+    regenerated); elsewhere it is reported and only executed.
+    """
     notebook = nbformat.read(path, as_version=4)
+    compared = 0
     for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.source.startswith(CHECK_MARKER):
+        if cell.cell_type != "code" or not cell.source.startswith(CHECK_MARKER):
+            continue
+        if outputs is not None and cell.source in outputs:
+            cell.outputs = outputs[cell.source]
+            compared += 1
+        else:
+            if outputs is not None:
+                message = f"{path.name}: a checked cell changed since reports/reference was made ({cell.source[:60]!r})"
+                if os.environ.get("CI"):
+                    raise SystemExit(f"{message}; regenerate it: python -m captcha_nb report --run-id reference")
+                print(f"{message}; not compared")
             cell.source = cell.source[len(CHECK_MARKER):].lstrip("\n")
     nbformat.write(notebook, path)
+    return compared
 
 
 def main(out: Path) -> None:
@@ -68,13 +85,11 @@ def main(out: Path) -> None:
         "05_prediction_inspector.ipynb": {"run_dir": str(arranged)},
     }
     for name in NOTEBOOKS:
-        source, compared = source_for(name, data_fingerprint)
         target = out / name
-        papermill.execute_notebook(str(source), str(target), prepare_only=True, kernel_name="python3",
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / name), str(target), prepare_only=True, kernel_name="python3",
                                    parameters={"data_dir": str(data_dir), **small[name]}, progress_bar=False)
-        if not compared:
-            strip_checks(target)
-        print(f"{name}: {'outputs compared with ' + str(source) if compared else 'executed only'}")
+        compared = attach_reference(target, reference_outputs(name, data_fingerprint))
+        print(f"{name}: {compared} cell(s) compared with reports/reference")
 
 
 if __name__ == "__main__":
