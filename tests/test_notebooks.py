@@ -59,3 +59,34 @@ def test_wrong_parameters_fail_early_with_a_clear_message(tmp_path, tiny_dir, pa
     failing = [c for c in executed.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs)]
     assert failing and "from captcha_nb" in failing[0].source  # the cell right after `parameters`
     assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def load_prepare():
+    import importlib.util
+
+    from captcha_nb import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("prepare", PROJECT_ROOT / "tests" / "notebooks" / "prepare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checked_cells_take_the_reference_outputs_and_stale_ones_fail_under_ci(tmp_path, monkeypatch):
+    prepare = load_prepare()
+    checked = "# NBVAL_CHECK_OUTPUT\nprint(936)"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(checked), nbformat.v4.new_code_cell("1")])
+    nbformat.write(notebook, tmp_path / "n.ipynb")
+    executed = nbformat.v4.new_code_cell(checked, execution_count=3,
+                                         outputs=[nbformat.v4.new_output("stream", name="stdout", text="936\n")])
+    assert prepare.attach_reference(tmp_path / "n.ipynb", {checked: executed}) == 1
+    cell = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0]
+    assert cell.outputs[0]["text"] == "936\n" and cell.execution_count == 3
+
+    nbformat.write(notebook, tmp_path / "n.ipynb")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(SystemExit, match="regenerate"):
+        prepare.attach_reference(tmp_path / "n.ipynb", {"# NBVAL_CHECK_OUTPUT\nprint(1)": executed})
+    monkeypatch.delenv("CI")
+    assert prepare.attach_reference(tmp_path / "n.ipynb", None) == 0
+    assert not nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].source.startswith("# NBVAL")

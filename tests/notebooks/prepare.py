@@ -36,16 +36,16 @@ def test_data(out: Path) -> Path:
     return generate(out / "synthetic", 300, seed=0)
 
 
-def reference_outputs(name: str, data_fingerprint: str) -> dict[str, list] | None:
-    """Outputs of the reference report's cells, by source, when that report was made from this very data set."""
+def reference_cells(name: str, data_fingerprint: str) -> dict[str, dict] | None:
+    """The reference report's executed code cells, by source, when that report was made from this very data set."""
     params = REFERENCE / "params.json"
     if not params.is_file() or json.loads(params.read_text()).get("data_fingerprint") != data_fingerprint:
         return None
     reference = nbformat.read(REFERENCE / name, as_version=4)
-    return {cell.source: cell.outputs for cell in reference.cells if cell.cell_type == "code"}
+    return {cell.source: cell for cell in reference.cells if cell.cell_type == "code"}
 
 
-def attach_reference(path: Path, outputs: dict[str, list] | None) -> int:
+def attach_reference(path: Path, reference: dict[str, dict] | None) -> int:
     """Give each checked cell of the notebook about to run the reference's outputs for the same source.
 
     The code that runs is always the current notebook's; only the expected outputs come from the reference. A checked
@@ -57,11 +57,13 @@ def attach_reference(path: Path, outputs: dict[str, list] | None) -> int:
     for cell in notebook.cells:
         if cell.cell_type != "code" or not cell.source.startswith(CHECK_MARKER):
             continue
-        if outputs is not None and cell.source in outputs:
-            cell.outputs = outputs[cell.source]
+        if reference is not None and cell.source in reference:
+            # nbval only compares cells that were run, so the execution count travels with the outputs.
+            cell.outputs = reference[cell.source].outputs
+            cell.execution_count = reference[cell.source].execution_count
             compared += 1
         else:
-            if outputs is not None:
+            if reference is not None:
                 message = f"{path.name}: a checked cell changed since reports/reference was made ({cell.source[:60]!r})"
                 if os.environ.get("CI"):
                     raise SystemExit(f"{message}; regenerate it: python -m captcha_nb report --run-id reference")
@@ -88,7 +90,7 @@ def main(out: Path) -> None:
         target = out / name
         papermill.execute_notebook(str(NOTEBOOKS_DIR / name), str(target), prepare_only=True, kernel_name="python3",
                                    parameters={"data_dir": str(data_dir), **small[name]}, progress_bar=False)
-        compared = attach_reference(target, reference_outputs(name, data_fingerprint))
+        compared = attach_reference(target, reference_cells(name, data_fingerprint))
         print(f"{name}: {compared} cell(s) compared with reports/reference")
 
 
