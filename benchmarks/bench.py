@@ -7,6 +7,8 @@ median and p95 after warm-up) for PyTorch and for the exported ONNX model.
     python benchmarks/bench.py                      # full run: seeds 0 1 2, 10 minutes per training
     python benchmarks/bench.py --minutes 5 --seeds 0
     python benchmarks/bench.py --quick              # seconds, on synthetic data: proves the script works
+    python benchmarks/bench.py --models crnn --include reports/benchmarks/<date>/results.json --publish
+                                                    # measure one model, reuse another run's rows (same data, machine)
 
 Writes reports/benchmarks/<date>/results.json, results.md and accuracy_vs_time.png; --publish also rewrites
 reports/BENCHMARKS.md with the table.
@@ -68,6 +70,15 @@ def inference_figures(run_dir: Path, batch_size: int, repeats: int, seconds: flo
     return figures
 
 
+def included_rows(path: Path, data_dir: str, this_machine: str, measured: set[str]) -> list[dict]:
+    """Rows of an earlier results.json for models not measured now; refused if data or machine differ."""
+    earlier = json.loads(path.read_text())
+    if Path(earlier["data_dir"]).resolve() != Path(data_dir).resolve() or earlier["machine"] != this_machine:
+        raise SystemExit(f"{path} was measured on other data or another machine; it cannot share a table with this run")
+    source = path.parent.name
+    return [{**row, "source": source} for row in earlier["results"] if row["model"] not in measured]
+
+
 def markdown_table(results: list[dict]) -> str:
     def seconds(value):
         return "not reached" if value is None else f"{value:.0f} s"
@@ -76,8 +87,9 @@ def markdown_table(results: list[dict]) -> str:
              "torch img/s | ONNX img/s | latency median / p95 (torch) | latency median / p95 (ONNX) |",
              "|" + " --- |" * 14]
     for r in results:
+        model = f"{r['model']} (from {r['source']})" if r.get("source") else r["model"]
         lines.append(
-            f"| {r['model']} | {r['seed']} | {r['parameters']:,} | {r['val_seq_accuracy']:.4f} | {r['val_cer']:.4f} | "
+            f"| {model} | {r['seed']} | {r['parameters']:,} | {r['val_seq_accuracy']:.4f} | {r['val_cer']:.4f} | "
             + " | ".join(seconds(r["time_to"][f"{level:.2f}"]) for level in LEVELS)
             + f" | {r['epochs_run']} | {r['torch_batch_images_per_s']:.0f} | {r['onnx_batch_images_per_s']:.0f} | "
             f"{r['torch_single_median_ms']:.2f} / {r['torch_single_p95_ms']:.2f} ms | "
@@ -117,6 +129,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", help="output folder (default: reports/benchmarks/<date>)")
     parser.add_argument("--quick", action="store_true", help="tiny synthetic run that only proves the script works")
     parser.add_argument("--publish", action="store_true", help="also rewrite reports/BENCHMARKS.md")
+    parser.add_argument("--include", nargs="*", default=[], metavar="RESULTS_JSON",
+                        help="add the rows of earlier results.json files (same data and machine) to the table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -149,6 +163,8 @@ def main(argv: list[str] | None = None) -> Path:
             results.append(row)
             print(json.dumps(row), file=sys.stderr)
 
+    for earlier in args.include:
+        results.extend(included_rows(Path(earlier), str(data_dir), machine(), {r["model"] for r in results}))
     payload = {"date": stamp, "machine": machine(), "data_dir": str(data_dir), "minutes": args.minutes,
                "quick": args.quick, "results": results}
     (out / "results.json").write_text(json.dumps(payload, indent=2))
@@ -165,12 +181,15 @@ def main(argv: list[str] | None = None) -> Path:
 
 def publish(out: Path, payload: dict, table: str, medians: pd.DataFrame) -> None:
     relative = out.relative_to(REPORTS_DIR)
+    sources = sorted({r["source"] for r in payload["results"] if r.get("source")})
+    reused = (f" Rows marked \"from\" were measured by an earlier run of the same script on the same data and machine "
+              f"({', '.join(sources)}) and reused rather than retrained." if sources else "")
     text = f"""# Benchmarks
 
 Latest: `{relative}` — measured on {payload['machine']}, CPU only, on the {payload['results'][0]['n_train']} +
 {payload['results'][0]['n_val']} images of `{Path(payload['data_dir']).name}` (train + held-out split), with a budget of
 {payload['minutes']} minutes of training per model and seed. Command: `make bench` (`python benchmarks/bench.py
---publish`). Times are training wall-clock seconds at the end of the first epoch that reached each held-out accuracy.
+--publish`). Times are training wall-clock seconds at the end of the first epoch that reached each held-out accuracy.{reused}
 
 {table}
 

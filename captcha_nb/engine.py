@@ -306,6 +306,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callable[[EpochReport], None]] 
         "alphabet": alphabet.chars,
         "device": str(device),
         "data_fingerprint": split.get("fingerprint"),
+        "config": config.to_dict(),
     }
     write_json(run_dir / "metrics.json", metrics)
     return FitResult(run_dir, history, metrics, stopped_because, split["val"])

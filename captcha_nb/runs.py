@@ -145,7 +145,8 @@ def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:
         params = json.loads(params_path.read_text())
         metrics_path = params_path.parent / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        given = params.get("parameters", {})
+        # Parameters left at the notebook's defaults are not in params.json; the run's own config has them all.
+        given = {**metrics.get("config", {}), **params.get("parameters", {})}
         rows.append({
             "run_id": params.get("run_id", params_path.parent.name),
             "created": params.get("created", ""),

@@ -9,7 +9,7 @@ def test_stage_shapes_end_in_per_step_class_scores():
     table = anatomy.stage_shapes(model, torch.zeros(2, 1, 32, 128))
     assert table["shape"].iloc[0] == (2, 1, 32, 128)
     assert table["shape"].iloc[-1] == (2, 32, 20)
-    assert ("sequence of T steps (B, T, features)", (2, 32, 384)) in list(table.itertuples(index=False, name=None))
+    assert ("sequence of T steps (B, T, features)", (2, 32, 256)) in list(table.itertuples(index=False, name=None))
 
 
 def test_parameter_table_sums_to_total():

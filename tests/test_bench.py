@@ -30,3 +30,17 @@ def test_time_to_reports_not_reached_as_none():
     bench = load_bench()
     history = [{"seconds": 10, "val_seq_accuracy": 0.5}, {"seconds": 20, "val_seq_accuracy": 0.96}]
     assert bench.time_to(history, 0.95) == 20 and bench.time_to(history, 0.99) is None
+
+
+def test_included_rows_must_come_from_the_same_data_and_machine(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    earlier = tmp_path / "2026-01-01" / "results.json"
+    earlier.parent.mkdir()
+    earlier.write_text(json.dumps({"data_dir": str(tmp_path), "machine": "m", "results": [
+        {"model": "seed", "seed": 0}, {"model": "crnn", "seed": 0}]}))
+    rows = bench.included_rows(earlier, str(tmp_path), "m", measured={"crnn"})
+    assert rows == [{"model": "seed", "seed": 0, "source": "2026-01-01"}]
+    with pytest.raises(SystemExit, match="another machine"):
+        bench.included_rows(earlier, str(tmp_path), "other", measured=set())
