@@ -34,6 +34,7 @@ class Recogniser:
     info: dict = field(default_factory=dict)  # metrics and config saved with the checkpoint
     backend: str = "torch"  # "onnx" once use_fastest() has switched to ONNX Runtime
     _fast: object = field(default=None, repr=False)
+    _fast_checked: bool = field(default=False, repr=False)
 
     def to(self, device: torch.device | str) -> "Recogniser":
         self.device = torch.device(device)
@@ -52,8 +53,9 @@ class Recogniser:
         happens if greedy decoding of the probe gives the same text and the probabilities agree to 1e-4, so the
         faster path never changes a prediction. Returns the backend in use.
         """
-        if self.device.type != "cpu" or self._fast is not None:
+        if self.device.type != "cpu" or self._fast_checked:
             return self.backend
+        self._fast_checked = True  # decide once: exporting again for every batch would cost more than it saves
         try:
             from captcha_nb.export import onnx_bytes, onnx_session_runner
 

@@ -58,3 +58,15 @@ def test_fastest_backend_falls_back_to_torch_when_onnxruntime_is_missing(trained
     recogniser = load_model(trained_run.run_dir / "model.pt")
     assert recogniser.use_fastest(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:4]) == "torch"
     assert recogniser.predict_tensor(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:2])
+
+
+def test_fastest_backend_is_decided_once(trained_run, tiny_set, monkeypatch):
+    from captcha_nb import export as export_module
+    from captcha_nb.checkpoint import load_model
+
+    recogniser = load_model(trained_run.run_dir / "model.pt")
+    calls = []
+    monkeypatch.setattr(export_module, "onnx_bytes", lambda r: calls.append(1) or (_ for _ in ()).throw(RuntimeError()))
+    images = tiny_set.tensor(recogniser.height, recogniser.width, 1)[:4]
+    assert recogniser.use_fastest(images) == "torch" and recogniser.use_fastest(images) == "torch"
+    assert len(calls) == 1
