@@ -139,9 +139,10 @@ def evaluate(
         for decoding in greedy_decode(logits.float().softmax(-1).cpu()):
             predictions.append(alphabet.decode(decoding.classes))
             confidences.append(decoding.confidence)
-        known = [i for i in rows.tolist() if alphabet.can_encode(labels[i])]
+        positions = [p for p, i in enumerate(rows.tolist()) if alphabet.can_encode(labels[i])]
+        known = [rows[p].item() for p in positions]
         if known:
-            keep = torch.tensor([rows.tolist().index(i) for i in known], device=logits.device)
+            keep = torch.tensor(positions, device=logits.device)
             targets, lengths = encode_targets([labels[i] for i in known], alphabet)
             loss = ctc_loss(logits[keep], targets.to(device), lengths.to(device))
             loss_sum += loss.item() * len(known)

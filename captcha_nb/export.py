@@ -43,12 +43,12 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"format={fmt!r} must be 'onnx' or 'torchscript'")
     recogniser = load_model(checkpoint, device="cpu")
-    model = recogniser.model.eval()
-    example = torch.zeros(1, recogniser.in_channels, recogniser.height, recogniser.width)
-    info = metadata(recogniser)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
+        model = recogniser.model.eval()
+        example = torch.zeros(1, recogniser.in_channels, recogniser.height, recogniser.width)
+        info = metadata(recogniser)
         # TorchScript is deprecated upstream in favour of torch.export but remains the one-file format that loads
         # without Python model code; tracing also warns about the GRU. The tests check the trace's predictions.
         with torch.inference_mode(), warnings.catch_warnings():

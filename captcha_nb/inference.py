@@ -90,7 +90,10 @@ class Recogniser:
         self, images_u8: torch.Tensor, beam_width: int = 0, keep_probs: bool = False, batch_size: int = 256
     ) -> list[Prediction]:
         """Read a uint8 batch. beam_width 0 decodes greedily; > 1 runs prefix beam search."""
-        probs = self.probabilities(images_u8, batch_size)
+        return self.decode(self.probabilities(images_u8, batch_size), beam_width, keep_probs)
+
+    def decode(self, probs: torch.Tensor, beam_width: int = 0, keep_probs: bool = False) -> list[Prediction]:
+        """Turn (N, T, classes) probabilities into readings; confidences always describe the greedy path."""
         predictions = []
         for sample, decoding in zip(probs, greedy_decode(probs)):
             text = self.alphabet.decode(decoding.classes)

@@ -43,5 +43,3 @@ def test_predict_dataset_and_decoder_comparison(recogniser, tiny_set):
     beam_table, _ = analysis.predict_dataset(recogniser, tiny_set, beam_width=3)
     assert decoders.loc["beam 3", "seq_accuracy"] == pytest.approx(beam_table["correct"].mean())
     assert set(analysis.disagreements(table, beam_table).columns) == {"name", "truth", "prediction_a", "prediction_b"}
-    chars = analysis.character_confidences(predictions[0])
-    assert len(chars) == len(predictions[0].text)
