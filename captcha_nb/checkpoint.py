@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from captcha_nb.data import Alphabet
+from captcha_nb.geometry import InputSpec
 from captcha_nb.inference import Recogniser
 from captcha_nb.model import build_model
 
@@ -33,15 +34,17 @@ def atomic_save(payload: dict, path: str | os.PathLike) -> None:
         raise
 
 
-def make_payload(model: torch.nn.Module, model_name: str, alphabet: Alphabet, height: int, width: int,
-                 in_channels: int, config: dict, metrics: dict) -> dict:
+def make_payload(model: torch.nn.Module, model_name: str, alphabet: Alphabet, spec: InputSpec, config: dict,
+                 metrics: dict) -> dict:
     return {
         "format": FORMAT,
         "model_name": model_name,
         "alphabet": alphabet.chars,
-        "height": height,
-        "width": width,
-        "in_channels": in_channels,
+        "input": spec.to_dict(),
+        # The flat fields are what checkpoints before InputSpec carried; tools that read them keep working.
+        "height": spec.height,
+        "width": spec.width,
+        "in_channels": spec.channels,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config,
         "metrics": metrics,
@@ -72,14 +75,22 @@ def load_model(
         wanted = alphabet if isinstance(alphabet, Alphabet) else Alphabet(alphabet)
         if wanted != saved:
             raise CheckpointError(f"{path} was trained on alphabet {saved.chars!r}, not {wanted.chars!r}")
-    model = build_model(payload["model_name"], saved.num_classes, payload["height"], payload["width"])
+    spec = saved_input(payload)
+    model = build_model(payload["model_name"], saved.num_classes, spec.height, spec.width)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit model {payload['model_name']!r}: {error}") from None
     model.eval()
     recogniser = Recogniser(
-        model, saved, payload["model_name"], payload["height"], payload["width"], payload["in_channels"],
+        model, saved, payload["model_name"], spec,
         info={"config": payload.get("config", {}), "metrics": payload.get("metrics", {}), "path": str(path)},
     )
     return recogniser.to(device)
+
+
+def saved_input(payload: dict) -> InputSpec:
+    """The checkpoint's input spec; checkpoints from before InputSpec fed plain grey or RGB pixels, uncropped."""
+    if "input" in payload:
+        return InputSpec.from_dict(payload["input"])
+    return InputSpec(payload["height"], payload["width"], payload["in_channels"], crop=None, ink=False)

@@ -1,8 +1,8 @@
 """Captcha data sets: finding them, reading labels, decoding images once, splitting, and batching from memory.
 
 A data set is a directory of images whose file stem is the label (`226md.png` reads "226md"), or any names plus a
-`labels.csv` of `filename,label` rows. Images are decoded once into a uint8 tensor; training batches are slices of
-that tensor, so no PNG is read twice.
+UTF-8 `labels.csv` of `filename,label` rows. Listing a data set reads only the file headers; the pixels are decoded
+once, straight to the model's input size (see `geometry.py`), into a uint8 tensor that training batches slice.
 """
 
 from __future__ import annotations
@@ -10,23 +10,24 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from captcha_nb import DATA_ROOT
+from captcha_nb.geometry import InputSpec, to_input
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 LABELS_FILE = "labels.csv"
-DEFAULT_HEIGHT = 32
-# The CRNN halves the width twice before reading it as a sequence: widths are kept a multiple of this.
-WIDTH_MULTIPLE = 4
 
 
 class DataError(ValueError):
@@ -103,7 +104,8 @@ def read_labels(data_dir: Path) -> list[tuple[Path, str]]:
     """
     labels_csv = data_dir / LABELS_FILE
     if labels_csv.is_file():
-        with open(labels_csv, newline="") as f:
+        # UTF-8 whatever the machine's locale, so Cyrillic or CJK labels read the same everywhere; a BOM is allowed.
+        with open(labels_csv, newline="", encoding="utf-8-sig") as f:
             rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
         if rows and rows[0][:2] == ["filename", "label"]:
             rows = rows[1:]
@@ -129,50 +131,124 @@ def read_labels(data_dir: Path) -> list[tuple[Path, str]]:
 # --------------------------------------------------------------------------------------------------------------------
 # Decoding images
 
+# Captchas are small (captcha_images_v2 is 10,000 pixels, the largest style we know 62,400). A picture of more than
+# this many pixels is refused from its header, before its pixels are decoded: a 24 KB PNG can declare 12000x9000.
+MAX_IMAGE_PIXELS = 4_000_000
+# Below this many images, decoding in one process is faster than starting workers.
+PARALLEL_FROM = 2000
 
-def open_image(source) -> Image.Image:
-    """Open an image file (path or file object) fully, flattening any transparency onto white."""
+
+class ImageTooLarge(DataError):
+    """A picture whose header declares more pixels than a captcha could need."""
+
+
+def check_size(size: tuple[int, int], source, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"{source}: {w}x{h} pixels is more than the {max_pixels:,} a captcha may have "
+                            f"(max_image_pixels); not decoded")
+
+
+def open_image(source, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open an image file (path or file object) fully as RGB, flattening any transparency onto white.
+
+    The pixel count is checked from the header first, so an oversized picture costs nothing to refuse.
+    """
     with Image.open(source) as image:
+        check_size(image.size, getattr(source, "name", source), max_pixels)
         image.load()
-        if image.mode in ("RGBA", "LA", "P"):
+        if image.mode in ("RGBA", "LA", "P", "PA"):
             image = image.convert("RGBA")
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image)
         return image.convert("RGB")
 
 
-def to_array(image: Image.Image, height: int, width: int, channels: int) -> np.ndarray:
-    """Resize to (height, width) and return a (channels, height, width) uint8 array."""
-    image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+def read_size(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """A picture's (width, height) from its header alone; raises for files that are not images or too large."""
+    with Image.open(path) as image:
+        check_size(image.size, path, max_pixels)
+        return image.size
 
 
-def infer_image_size(
-    sizes: Sequence[tuple[int, int]], height: int | None = None, width: int | None = None, min_time_steps: int = 1
-) -> tuple[int, int]:
-    """Choose the model's input (height, width) from the images' (width, height) sizes.
+def decode_input(path: Path, spec: InputSpec, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray | str:
+    """One file to the model's uint8 input, or the reason it could not be read (so one bad file cannot stop a batch)."""
+    try:
+        return to_input(open_image(path, max_pixels), spec)
+    except Exception as error:  # PIL raises many types for a broken file; all mean "this one is unreadable".
+        return f"{path}: cannot be read as an image ({error.__class__.__name__}: {error})"
 
-    The height defaults to 32 pixels; the width keeps the median aspect ratio so that wide captchas stay readable
-    instead of being squashed, rounded to a multiple of the model's width stride, and is widened if needed so that
-    the model has at least `min_time_steps` time steps.
+
+def _decode_chunk(args: tuple[list[Path], InputSpec, int]) -> list[np.ndarray | str]:
+    paths, spec, max_pixels = args
+    return [decode_input(path, spec, max_pixels) for path in paths]
+
+
+def decode_inputs(
+    paths: Sequence[Path], spec: InputSpec, max_pixels: int = MAX_IMAGE_PIXELS, progress: bool = False
+) -> tuple[torch.Tensor, list[int]]:
+    """Decode files straight into one (N, C, H, W) uint8 tensor; returns it and the rows that could not be read.
+
+    Only the model-sized arrays are kept, so memory grows with the input tensor, not with the full-size pictures.
+    Large sets are decoded by a pool of processes, one per core, in chunks, with a progress bar. Unreadable files are
+    named in a warning and left as blank paper in the tensor.
     """
-    height = height or DEFAULT_HEIGHT
-    if width is None:
-        aspect = float(np.median([w / h for w, h in sizes]))
-        width = max(WIDTH_MULTIPLE, int(round(height * aspect / WIDTH_MULTIPLE)) * WIDTH_MULTIPLE)
-        width = max(width, min_time_steps * WIDTH_MULTIPLE)
-    return height, width
+    out = torch.full((len(paths), spec.channels, spec.height, spec.width), 255, dtype=torch.uint8)
+    chunk = 256
+    jobs = [(list(paths[i : i + chunk]), spec, max_pixels) for i in range(0, len(paths), chunk)]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    failed = []
+    with tqdm(total=len(paths), desc="decoding images", unit="img", disable=not progress, leave=False) as bar:
+        if len(paths) >= PARALLEL_FROM and workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                # map yields the chunks in order as they finish, so the bar moves while the pool works.
+                _fill(out, ((i * chunk, r) for i, r in enumerate(pool.map(_decode_chunk, jobs))), failed, bar)
+        else:
+            _fill(out, ((i * chunk, _decode_chunk(job)) for i, job in enumerate(jobs)), failed, bar)
+    return out, failed
+
+
+def _fill(out: torch.Tensor, chunks, failed: list[int], bar) -> None:
+    for offset, arrays in chunks:
+        for row, array in enumerate(arrays, start=offset):
+            if isinstance(array, str):
+                warnings.warn(array)
+                failed.append(row)
+            else:
+                out[row] = torch.from_numpy(array)
+        bar.update(len(arrays))
+
+
+class LazyImages(Sequence):
+    """The data set's pictures, opened from disk when asked for, so that holding a data set never holds its pixels."""
+
+    def __init__(self, paths: Sequence[Path], max_pixels: int = MAX_IMAGE_PIXELS):
+        self.paths, self.max_pixels = list(paths), max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [open_image(path, self.max_pixels) for path in self.paths[index]]
+        return open_image(self.paths[index], self.max_pixels)
 
 
 @dataclass
 class CaptchaSet:
-    """Decoded images and their labels. `tensor()` gives the model-ready uint8 tensor for one input size."""
+    """A data set's files, labels and picture sizes. `tensor(spec)` gives the model-ready uint8 tensor.
+
+    Pixels are decoded only by `tensor`, once per input spec, and cached; `images` opens pictures on demand for
+    the notebooks to show.
+    """
 
     paths: list[Path]
     labels: list[str]
-    images: list[Image.Image] = field(repr=False)
+    sizes: list[tuple[int, int]]
+    max_pixels: int = MAX_IMAGE_PIXELS
+    progress: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
+    unreadable: set[str] = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -182,37 +258,66 @@ class CaptchaSet:
         return [p.name for p in self.paths]
 
     @property
-    def sizes(self) -> list[tuple[int, int]]:
-        return [image.size for image in self.images]
+    def images(self) -> LazyImages:
+        return LazyImages(self.paths, self.max_pixels)
 
-    def tensor(self, height: int, width: int, channels: int = 1) -> torch.Tensor:
-        """All images as one (N, channels, height, width) uint8 tensor, decoded once and cached."""
-        key = (height, width, channels)
-        if key not in self._cache:
-            arrays = [to_array(image, height, width, channels) for image in self.images]
-            self._cache[key] = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty(0, channels, height, width)
-        return self._cache[key]
+    def sample_images(self, n: int, seed: int = 0) -> list[Image.Image]:
+        """Up to n pictures chosen at random (for deciding the input geometry); unreadable ones are left out."""
+        rows = np.random.default_rng(seed).permutation(len(self))[:n]
+        found = []
+        for row in sorted(rows.tolist()):
+            try:
+                found.append(open_image(self.paths[row], self.max_pixels))
+            except Exception:
+                continue
+        return found
+
+    def tensor(self, spec: InputSpec) -> torch.Tensor:
+        """All pictures as one (N, channels, height, width) uint8 tensor, decoded once per spec and cached."""
+        if spec not in self._cache:
+            tensor, failed = decode_inputs(self.paths, spec, self.max_pixels, self.progress)
+            self.unreadable.update(self.paths[row].name for row in failed)
+            self._cache[spec] = tensor
+        return self._cache[spec]
 
     def subset(self, names: Sequence[str]) -> "CaptchaSet":
-        """The images with the given file names, in that order."""
+        """The pictures with the given file names, in that order, sharing the decoded tensors."""
         index = {name: i for i, name in enumerate(self.names)}
         missing = [n for n in names if n not in index]
         if missing:
             raise DataError(f"{len(missing)} files of the split are not in the data set, e.g. {missing[:3]}")
         rows = [index[n] for n in names]
-        return CaptchaSet([self.paths[i] for i in rows], [self.labels[i] for i in rows], [self.images[i] for i in rows])
+        subset = CaptchaSet([self.paths[i] for i in rows], [self.labels[i] for i in rows],
+                            [self.sizes[i] for i in rows], self.max_pixels, self.progress)
+        keep = torch.tensor(rows, dtype=torch.long)
+        subset._cache = {spec: tensor[keep] for spec, tensor in self._cache.items()}
+        subset.unreadable = self.unreadable & set(names)
+        return subset
+
+    def readable(self) -> "CaptchaSet":
+        """The same set without the files that failed to decode."""
+        return self.subset([n for n in self.names if n not in self.unreadable])
 
 
-def load_dataset(data_dir: str | os.PathLike) -> CaptchaSet:
-    """Read every usable image of a directory once. Unreadable files are named in a warning and skipped."""
+def load_dataset(
+    data_dir: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS, progress: bool = False
+) -> CaptchaSet:
+    """List every usable picture of a directory with its label and size, from the file headers.
+
+    Files that are not images, or declare too many pixels, are named in a warning and skipped; the pixels are decoded
+    later, at the model's size, by `CaptchaSet.tensor`.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist")
     pairs = read_labels(data_dir)
-    paths, labels, images = [], [], []
-    for path, label in pairs:
+    paths, labels, sizes = [], [], []
+    for path, label in tqdm(pairs, desc="reading headers", unit="img", disable=not progress, leave=False):
         try:
-            images.append(open_image(path))
+            sizes.append(read_size(path, max_pixels))
+        except ImageTooLarge as error:
+            warnings.warn(f"{error}; skipped")
+            continue
         except Exception as error:  # PIL raises many types for a broken file; all mean "skip it".
             warnings.warn(f"{path}: cannot be read as an image ({error.__class__.__name__}: {error}); skipped")
             continue
@@ -220,7 +325,7 @@ def load_dataset(data_dir: str | os.PathLike) -> CaptchaSet:
         labels.append(label)
     if not labels:
         raise DataError(f"data directory {data_dir} has no usable images (found {len(pairs)} candidate files)")
-    return CaptchaSet(paths, labels, images)
+    return CaptchaSet(paths, labels, sizes, max_pixels, progress)
 
 
 def fingerprint(paths: Sequence[Path]) -> str:
@@ -236,28 +341,54 @@ def fingerprint(paths: Sequence[Path]) -> str:
 # The train / validation split
 
 
-def split_names(names: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """A deterministic split: the same names, fraction and seed always give the same held-out files."""
+# A test split smaller than this says little (one error moves it by more than 2 %): below it, there is none, and the
+# headline figure is the validation score, marked as such.
+MIN_TEST_IMAGES = 50
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+    def to_dict(self) -> dict:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def split_names(names: Sequence[str], val_fraction: float, seed: int, test_fraction: float = 0.0) -> Split:
+    """A deterministic three-way split: the same names, fractions and seed always give the same files.
+
+    The test files are drawn first, so changing `val_fraction` never moves an image into or out of the test split.
+    """
     ordered = sorted(names)
     order = np.random.default_rng(seed).permutation(len(ordered))
+    n_test = int(round(len(ordered) * test_fraction))
+    if n_test < MIN_TEST_IMAGES:
+        n_test = 0
     n_val = max(1, int(round(len(ordered) * val_fraction)))
-    if n_val >= len(ordered):
-        raise DataError(f"cannot hold out {n_val} of {len(ordered)} images; the data set is too small")
-    val = sorted(ordered[i] for i in order[:n_val])
-    train = sorted(ordered[i] for i in order[n_val:])
-    return train, val
+    if n_test + n_val >= len(ordered):
+        raise DataError(f"cannot hold out {n_test + n_val} of {len(ordered)} images; the data set is too small")
+    test = sorted(ordered[i] for i in order[:n_test])
+    val = sorted(ordered[i] for i in order[n_test : n_test + n_val])
+    train = sorted(ordered[i] for i in order[n_test + n_val :])
+    return Split(train, val, test)
 
 
-def save_split(path: Path, train: Sequence[str], val: Sequence[str], **info) -> None:
-    payload = {**info, "train": list(train), "val": list(val)}
-    path.write_text(json.dumps(payload, indent=1))
+def save_split(path: Path, split: Split, **info) -> None:
+    payload = {**info, **split.to_dict()}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def load_split(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split file {path} does not exist; train a model into that run directory first")
-    return json.loads(path.read_text())
+    split = json.loads(path.read_text(encoding="utf-8"))
+    split.setdefault("test", [])  # runs made before the three-way split had none
+    return split
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ META_KEY = "captcha_nb"
 def metadata(recogniser) -> dict:
     return {"alphabet": recogniser.alphabet.chars, "height": recogniser.height, "width": recogniser.width,
             "in_channels": recogniser.in_channels, "model_name": recogniser.model_name,
+            "preprocessing": recogniser.spec.to_dict(),
             "input": "float32 (N, C, H, W) scaled to [-1, 1]", "output": "logits (N, T, classes), class 0 = blank"}
 
 

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from captcha_nb.ctc import beam_search, greedy_decode
-from captcha_nb.data import Alphabet, open_image, to_array, to_float
+from captcha_nb.data import Alphabet, open_image, to_float
+from captcha_nb.geometry import InputSpec, to_input
 
 
 @dataclass
@@ -27,14 +28,24 @@ class Recogniser:
     model: torch.nn.Module
     alphabet: Alphabet
     model_name: str
-    height: int
-    width: int
-    in_channels: int
+    spec: InputSpec
     device: torch.device = torch.device("cpu")
     info: dict = field(default_factory=dict)  # metrics and config saved with the checkpoint
     backend: str = "torch"  # "onnx" once use_fastest() has switched to ONNX Runtime
     _fast: object = field(default=None, repr=False)
     _fast_checked: bool = field(default=False, repr=False)
+
+    @property
+    def height(self) -> int:
+        return self.spec.height
+
+    @property
+    def width(self) -> int:
+        return self.spec.width
+
+    @property
+    def in_channels(self) -> int:
+        return self.spec.channels
 
     def to(self, device: torch.device | str) -> "Recogniser":
         self.device = torch.device(device)
@@ -43,7 +54,7 @@ class Recogniser:
 
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images to the model's uint8 input tensor."""
-        arrays = [to_array(image, self.height, self.width, self.in_channels) for image in images]
+        arrays = [to_input(image, self.spec) for image in images]
         return torch.from_numpy(np.stack(arrays))
 
     def use_fastest(self, probe_u8: torch.Tensor) -> str:

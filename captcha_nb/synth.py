@@ -11,6 +11,7 @@ from pathlib import Path
 
 import captcha.image
 from captcha.image import ImageCaptcha
+from PIL import Image
 
 # The real data set's alphabet, so that synthetic runs exercise the same classes.
 DEFAULT_ALPHABET = "2345678bcdefgmnpwxy"
@@ -48,6 +49,26 @@ def seeded_captcha(seed: int):
             captcha.image.secrets = original
 
 
+LOOKS = ("plain", "dark", "pale", "tall")
+
+
+def draw(generator: ImageCaptcha, label: str, look: str, rng: random.Random) -> Image.Image:
+    if look == "dark":
+        background = tuple(rng.randint(10, 60) for _ in range(3))
+        ink = tuple(rng.randint(170, 255) for _ in range(3))
+        return generator.generate_image(label, bg_color=background, fg_color=ink)
+    if look == "pale":
+        ink = tuple(rng.randint(150, 225) for _ in range(3))
+        return generator.generate_image(label, bg_color=(255, 255, 255), fg_color=ink)
+    image = generator.generate_image(label)
+    if look == "tall":
+        canvas = Image.new("RGB", (image.width, int(image.height * 3.5)), (255, 255, 255))
+        top = int(image.height * 1.2) + rng.randint(-image.height // 8, image.height // 8)
+        canvas.paste(image, (0, top))
+        return canvas
+    return image
+
+
 def random_label(rng: random.Random, alphabet: str, length: tuple[int, int]) -> str:
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(*length)))
 
@@ -60,8 +81,15 @@ def generate(
     size: tuple[int, int] = (200, 50),
     seed: int = 0,
     grey: bool = False,
+    look: str = "plain",
 ) -> Path:
-    """Write n labelled captchas of size (width, height) into out_dir; labels are unique and of the given length range."""
+    """Write n labelled captchas of size (width, height) into out_dir; labels are unique and of the given length range.
+
+    `look` varies the style the way real sites do: "plain" (the captcha package's default), "dark" (light text on a
+    dark background), "pale" (pale colours on white) or "tall" (the captcha in a strip of a canvas 3.5 times taller).
+    """
+    if look not in LOOKS:
+        raise ValueError(f"look={look!r} must be one of {LOOKS}")
     if n < 1:
         raise ValueError(f"n={n} must be positive")
     lengths = (length, length) if isinstance(length, int) else tuple(length)
@@ -81,7 +109,7 @@ def generate(
             while label in seen:
                 label = random_label(rng, alphabet, lengths)
             seen.add(label)
-            image = generator.generate_image(label)
+            image = draw(generator, label, look, rng)
             if grey:
                 image = image.convert("L")
             image.save(out_dir / f"{label}.png")

@@ -7,7 +7,9 @@ from captcha_nb.checkpoint import CheckpointError, atomic_save, load_model, read
 def test_checkpoint_carries_alphabet_geometry_and_metrics(trained_run):
     payload = read_checkpoint(trained_run.run_dir / "model.pt")
     assert payload["alphabet"] == "23abcd"
-    assert (payload["height"], payload["width"]) == (32, 100)  # 100x32 images keep their aspect ratio
+    spec = payload["input"]
+    assert (payload["height"], payload["width"]) == (spec["height"], spec["width"])
+    assert spec["ink"] is True and spec["width"] / 6 >= 20  # six-character labels get 20 pixels per character
     assert payload["config"]["model"] == "crnn" and "val_seq_accuracy" in payload["metrics"]
 
 
@@ -56,3 +58,12 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
         atomic_save({"a": Unpicklable()}, target)
     assert torch.load(target, weights_only=True)["a"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_checkpoints_from_before_the_input_spec_still_load(trained_run, tmp_path):
+    payload = read_checkpoint(trained_run.run_dir / "model.pt")
+    del payload["input"]
+    atomic_save(payload, tmp_path / "old.pt")
+    recogniser = load_model(tmp_path / "old.pt")
+    assert recogniser.spec.ink is False and recogniser.spec.crop is None
+    assert (recogniser.height, recogniser.width) == (payload["height"], payload["width"])

@@ -13,7 +13,8 @@ def test_exported_model_reads_like_the_pytorch_model(tmp_path, trained_run, reco
     run, info = load_exported(path)
     assert info["alphabet"] == recogniser.alphabet.chars
     assert (info["height"], info["width"], info["in_channels"]) == (recogniser.height, recogniser.width, 1)
-    images = to_float(tiny_set.tensor(recogniser.height, recogniser.width, 1))
+    assert info["preprocessing"] == recogniser.spec.to_dict()
+    images = to_float(tiny_set.tensor(recogniser.spec))
     with torch.inference_mode():
         expected = recogniser.model(images).softmax(-1)
     exported = torch.from_numpy(run(images.numpy())).softmax(-1)
@@ -41,7 +42,7 @@ def test_fastest_backend_reads_exactly_like_pytorch(trained_run, tiny_set):
 
     reference = load_model(trained_run.run_dir / "model.pt")
     fast = load_model(trained_run.run_dir / "model.pt")
-    images = tiny_set.tensor(fast.height, fast.width, 1)
+    images = tiny_set.tensor(fast.spec)
     assert fast.use_fastest(images[:8]) == "onnx"
     expected = reference.predict_tensor(images)
     got = fast.predict_tensor(images)
@@ -56,8 +57,8 @@ def test_fastest_backend_falls_back_to_torch_when_onnxruntime_is_missing(trained
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     recogniser = load_model(trained_run.run_dir / "model.pt")
-    assert recogniser.use_fastest(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:4]) == "torch"
-    assert recogniser.predict_tensor(tiny_set.tensor(recogniser.height, recogniser.width, 1)[:2])
+    assert recogniser.use_fastest(tiny_set.tensor(recogniser.spec)[:4]) == "torch"
+    assert recogniser.predict_tensor(tiny_set.tensor(recogniser.spec)[:2])
 
 
 def test_fastest_backend_is_decided_once(trained_run, tiny_set, monkeypatch):
@@ -67,6 +68,6 @@ def test_fastest_backend_is_decided_once(trained_run, tiny_set, monkeypatch):
     recogniser = load_model(trained_run.run_dir / "model.pt")
     calls = []
     monkeypatch.setattr(export_module, "onnx_bytes", lambda r: calls.append(1) or (_ for _ in ()).throw(RuntimeError()))
-    images = tiny_set.tensor(recogniser.height, recogniser.width, 1)[:4]
+    images = tiny_set.tensor(recogniser.spec)[:4]
     assert recogniser.use_fastest(images) == "torch" and recogniser.use_fastest(images) == "torch"
     assert len(calls) == 1
