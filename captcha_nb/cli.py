@@ -10,6 +10,7 @@ import csv
 import json
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 from captcha_nb.data import IMAGE_SUFFIXES
@@ -24,15 +25,39 @@ def cmd_train(args) -> int:
     from captcha_nb.config import TrainConfig
     from captcha_nb.engine import fit
 
-    config = TrainConfig(data_dir=args.data, run_dir=args.run_dir, epochs=args.epochs, max_minutes=args.max_minutes,
-                         seed=args.seed, model=args.model, device=args.device, resume=args.resume)
-    if args.batch_size:
-        config.batch_size = args.batch_size
-    if args.lr:
-        config.lr = args.lr
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     result = fit(config)
-    print(json.dumps(result.metrics))
+    print(json.dumps(result.metrics, ensure_ascii=False))
     return 0
+
+
+def optional(convert):
+    """An argparse type that also accepts 'None' (any case), for fields whose default lets the data decide."""
+
+    def parse(text: str):
+        return None if text.lower() == "none" else convert(text)
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, with the field's default and help: the defaults are written only there."""
+    from captcha_nb.config import TrainConfig
+
+    converters = {"int": int, "float": float, "str": str}
+    for f in fields(TrainConfig):
+        flag = f.metadata.get("cli", "--" + f.name.replace("_", "-"))
+        kind = str(f.type).replace(" ", "")
+        if kind == "bool":
+            parser.add_argument(flag, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
+                                help=f.metadata["help"])
+            continue
+        base = kind.split("|")[0]
+        convert = converters[base]
+        parser.add_argument(flag, dest=f.name, default=f.default, required=f.name == "run_dir",
+                            type=optional(convert) if "None" in kind else convert,
+                            help=f.metadata["help"] if "default" in f.metadata["help"] else f"{f.metadata['help']} (default: {f.default})")
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
@@ -71,11 +96,11 @@ def cmd_evaluate(args) -> int:
 
     recogniser = load_model(args.checkpoint, device=select_device(args.device))
     dataset = load_dataset(args.data)
-    images = dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)
+    images = dataset.tensor(recogniser.spec)
     result = evaluate(recogniser.model, images, dataset.labels, recogniser.alphabet)
     unknown = sum(not recogniser.alphabet.can_encode(label) for label in dataset.labels)
-    print(json.dumps({**result.summary(), "unreadable_labels": unknown, "data": str(args.data),
-                      "checkpoint": str(args.checkpoint)}))
+    print(json.dumps({**result.summary(), "unreadable_labels": unknown, "unreadable_images": len(dataset.unreadable),
+                      "data": str(args.data), "checkpoint": str(args.checkpoint)}, ensure_ascii=False))
     return 0
 
 
@@ -84,7 +109,7 @@ def cmd_synth(args) -> int:
 
     low, _, high = args.length.partition("-")
     out = generate(args.out, args.n, alphabet=args.alphabet or DEFAULT_ALPHABET, length=(int(low), int(high or low)),
-                   size=(args.width, args.height), seed=args.seed)
+                   size=(args.width, args.height), seed=args.seed, look=args.look)
     print(f"wrote {args.n} captchas to {out}")
     return 0
 
@@ -128,16 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model into a run directory")
-    p.add_argument("--data", help="data set directory (default: CAPTCHA_DATA_DIR, data/captcha_images_v2, download)")
-    p.add_argument("--run-dir", required=True, help="new directory for model.pt, history.csv, metrics.json, split.json")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--max-minutes", type=float, default=10.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="crnn")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    add_config_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="read captchas: prints CSV lines path,prediction,confidence")
@@ -161,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", default="4-6", help="label length or range, e.g. 5 or 4-8")
     p.add_argument("--width", type=int, default=200)
     p.add_argument("--height", type=int, default=50)
+    p.add_argument("--look", default="plain", help="plain, dark, pale or tall (a strip of a taller canvas)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("download", help="download captcha_images_v2")
@@ -191,6 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning_line
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -33,6 +33,14 @@ def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.
     return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, zero_infinity=True)
 
 
+def ctc_loss_per_sample(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """CTC loss of each sample of (B, T, C) log-probabilities, normalised by its label length."""
+    input_lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long)
+    losses = F.ctc_loss(log_probs.float().transpose(0, 1), targets, input_lengths, target_lengths, blank=BLANK,
+                        reduction="none", zero_infinity=True)
+    return losses / target_lengths.clamp_min(1)
+
+
 @dataclass
 class Decoding:
     """One decoded sequence: classes (1-based, blank removed), each one's confidence and the time step it peaks at."""

@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -11,12 +12,14 @@ from captcha_nb.data import Alphabet
 from captcha_nb.engine import (
     HISTORY_COLUMNS,
     RunExistsError,
+    TrainingData,
     evaluate,
     fit,
     learning_rate,
     select_device,
     train_one_epoch,
 )
+from captcha_nb.geometry import InputSpec
 from captcha_nb.model import build_model
 
 
@@ -61,13 +64,16 @@ def test_training_reduces_the_loss_on_a_tiny_set(tiny_dir):
     torch.manual_seed(0)
     dataset = load_dataset(tiny_dir)
     alphabet = Alphabet.from_labels(dataset.labels)
-    images = dataset.tensor(32, 96)
+    spec = InputSpec(32, 96)
+    images = dataset.tensor(spec)
+    data = TrainingData(dataset, dataset, None, {}, alphabet, spec, images, images)
     model = build_model("crnn", alphabet.num_classes, 32, 96)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     before = evaluate(model, images, dataset.labels, alphabet).loss
     generator = torch.Generator().manual_seed(0)
+    config = TrainConfig(batch_size=8, progress=False)
     for _ in range(4):
-        train_one_epoch(model, optimizer, images, dataset.labels, alphabet, 8, generator, progress=False)
+        train_one_epoch(model, optimizer, data, config, generator, schedule=lambda: 3e-3)
     assert evaluate(model, images, dataset.labels, alphabet).loss < before
 
 
@@ -79,25 +85,28 @@ def test_unknown_characters_are_errors_not_crashes(tiny_dir):
     model = build_model("crnn", alphabet.num_classes, 32, 96)
     labels = list(dataset.labels)
     labels[0] = "ZZZZ"
-    result = evaluate(model, dataset.tensor(32, 96), labels, alphabet)
+    result = evaluate(model, dataset.tensor(InputSpec(32, 96)), labels, alphabet)
     assert result.predictions[0] != "ZZZZ"
     assert math.isfinite(result.loss) and len(result.predictions) == len(labels)
 
 
 def test_early_stopping_waits_for_the_first_correct_reading(tmp_path, tiny_dir):
-    # With patience 1 and a model that never reads a captcha in 3 epochs, the run must not stop early.
+    # With no patience at all and a model that never reads a captcha in 3 epochs, the run must not stop early:
+    # CTC's flat start is not convergence.
     config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "p"), epochs=3, batch_size=8,
-                         progress=False, patience=1, lr=1e-5, val_fraction=0.25)
+                         progress=False, patience_fraction=0.0, lr=1e-5, val_fraction=0.25)
     result = fit(config)
     assert result.metrics["val_seq_accuracy"] == 0
     assert result.stopped_because == "epochs" and len(result.history) == 3
 
 
 def test_wall_clock_budget_stops_the_run(tmp_path, tiny_dir):
-    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "t"), epochs=50, batch_size=8,
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "t"), batch_size=8,
                          progress=False, max_minutes=0.0001, val_fraction=0.25)
     result = fit(config)
     assert result.stopped_because == "max_minutes" and len(result.history) == 1
+    # The budget is checked between batches too, so a large epoch cannot overrun it by much.
+    assert result.history[0]["seconds"] < 5
 
 
 def test_callbacks_see_decoded_predictions(tmp_path, tiny_dir):
@@ -158,3 +167,72 @@ def test_show_predictions_prints_truth_beside_prediction(tmp_path, tiny_dir, cap
     out = capsys.readouterr().out
     assert "epoch   1" in out and out.count("→") == 3
     assert result.val_names[0] in [p.name for p in tiny_dir.iterdir()]
+
+
+def test_no_epoch_cap_by_default_and_the_schedule_follows_the_clock():
+    config = TrainConfig()
+    assert config.epochs is None and config.target_accuracy is None
+    assert learning_rate(1e-3, 0.5, 0.05) < 1e-3 and learning_rate(1e-3, 1.0, 0.05) == pytest.approx(1e-5)
+
+
+def test_three_way_split_scores_the_test_images_once_at_the_end(tmp_path):
+    synth.generate(tmp_path / "d", 400, alphabet="abcd23", length=4, size=(64, 24), seed=5)
+    config = TrainConfig(data_dir=str(tmp_path / "d"), run_dir=str(tmp_path / "r"), epochs=1, batch_size=16,
+                         progress=False)
+    metrics = fit(config).metrics
+    split = json.loads((tmp_path / "r" / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (300, 40, 60)
+    assert metrics["headline"] == "test" and metrics["n_test"] == 60
+    assert metrics["seq_accuracy"] == metrics["test_seq_accuracy"] and 0 <= metrics["test_cer"]
+    for key in ("plateau_seconds", "peak_memory_mb", "input", "best_weights"):
+        assert key in metrics
+    assert not os.path.isabs(split["data_dir"])  # committed run files carry no machine's absolute path
+
+
+def test_the_best_checkpoint_prefers_accuracy_then_loss():
+    from captcha_nb.engine import Evaluation, better
+
+    def ev(acc, loss):
+        return Evaluation(loss, acc, 0.0, [], [], [])
+
+    incumbent = {"val_seq_accuracy": 0.9, "val_loss": 0.5}
+    assert better(ev(0.95, 0.9), incumbent) and better(ev(0.9, 0.4), incumbent)
+    assert not better(ev(0.9, 0.6), incumbent) and not better(ev(0.85, 0.1), incumbent)
+
+
+def test_convergence_stops_a_run_only_after_it_has_started_reading():
+    from captcha_nb.engine import Evaluation, Progress, stop_reason
+
+    config = TrainConfig(patience_fraction=0.25)
+    evaluation = Evaluation(1.0, 0.5, 0.1, [], [], [])
+    flat = Progress(epoch=5, elapsed=50.0, plateau_seconds=None, improved_at=0.0)
+    assert stop_reason(config, flat, evaluation, budget=100.0) is None
+    learning = Progress(epoch=5, elapsed=50.0, plateau_seconds=10.0, improved_at=20.0)
+    assert stop_reason(config, learning, evaluation, budget=100.0) == "converged"
+    learning.improved_at = 40.0
+    assert stop_reason(config, learning, evaluation, budget=100.0) is None
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny_dir):
+    import subprocess
+    import sys
+
+    from captcha_nb.runlock import RunLockedError, run_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from captcha_nb.runlock import run_lock\n"
+        f"with run_lock({str(tmp_path / 'r')!r}):\n    print('locked', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                             val_fraction=0.25)
+        with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+            fit(config)
+        assert not (tmp_path / "r" / "model.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder was killed without releasing the lock: a stale lock is taken over.
+    with run_lock(tmp_path / "r"):
+        pass
