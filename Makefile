@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
   export CAPTCHA_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test unit notebooks bench lab clean
+.PHONY: run test unit notebooks bench bench-styles lab clean
 
 $(STAMP): pyproject.toml environment.yml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,20 +26,25 @@ $(STAMP): pyproject.toml environment.yml
 run: $(STAMP)
 	$(PY) -m captcha_nb report
 
-## make test: unit tests, then every notebook executed by nbval with small parameters.
+## make test: unit tests (which also run every notebook with papermill and check what it records), then the
+## notebooks exactly as committed under nbval; notebooks/conftest.py asks notebook 03 for a short training.
 test: unit notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest tests
 
 notebooks: $(STAMP)
-	rm -rf build/nbval
-	$(PY) tests/notebooks/prepare.py build/nbval
-	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/nbval
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
 
-## make bench: train the default model and the seed architecture side by side (see benchmarks/README.md).
+## make bench: the default model against the seed architecture (how to run it: benchmarks/bench.py's docstring).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+
+## make bench-styles: the default recipe on every captcha style in the shared folder, same budget each
+## (benchmarks/styles.py's docstring); results in reports/benchmarks/styles-<date>/ and reports/BENCHMARKS.md.
+STYLE_DATA ?= $(wildcard ../shared/data ../shared/data/styles)
+bench-styles: $(STAMP)
+	$(PY) benchmarks/styles.py --data $(STYLE_DATA) --publish
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -34,6 +34,7 @@ from captcha_nb.checkpoint import load_model
 from captcha_nb.config import TrainConfig
 from captcha_nb.data import load_dataset, load_split, resolve_data_dir, to_float
 from captcha_nb.engine import fit
+from captcha_nb.workspace import resolve_recorded
 from captcha_nb.export import export, load_exported
 from captcha_nb.speed import latency_ms, throughput, torch_runner
 from captcha_nb.synth import generate
@@ -50,8 +51,8 @@ def inference_figures(run_dir: Path, batch_size: int, repeats: int, seconds: flo
     """Throughput and latency on the CPU for the PyTorch model and its ONNX export, on held-out images."""
     recogniser = load_model(run_dir / "model.pt", device="cpu")
     split = load_split(run_dir / "split.json")
-    val = load_dataset(split["data_dir"]).subset(split["val"])
-    images = to_float(val.tensor(recogniser.height, recogniser.width, recogniser.in_channels))
+    val = load_dataset(resolve_recorded(split["data_dir"])).subset(split["val"])
+    images = to_float(val.tensor(recogniser.spec))
     batch = images[:batch_size]
     if len(batch) < batch_size:  # small validation sets are tiled up to a full batch
         batch = batch.repeat((batch_size + len(batch) - 1) // len(batch), 1, 1, 1)[:batch_size]

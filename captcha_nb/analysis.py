@@ -18,7 +18,7 @@ MISSING = "∅"  # stands for "no character" in the confusion matrix: a deletion
 
 def predict_dataset(recogniser: Recogniser, dataset: CaptchaSet, beam_width: int = 0) -> tuple[pd.DataFrame, list]:
     """Predict every image; returns a table (one row per image) and the Prediction objects with probabilities."""
-    images = dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)
+    images = dataset.tensor(recogniser.spec)
     predictions = recogniser.predict_tensor(images, beam_width=beam_width, keep_probs=True)
     table = pd.DataFrame(
         {
@@ -110,7 +110,7 @@ def compare_decoders(
 
     The model runs once; only the decoding is repeated and timed, since that is all that differs.
     """
-    probs = recogniser.probabilities(dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels))
+    probs = recogniser.probabilities(dataset.tensor(recogniser.spec))
     rows = []
     for width in beam_widths:
         start = time.perf_counter()
@@ -129,3 +129,29 @@ def disagreements(table_a: pd.DataFrame, table_b: pd.DataFrame) -> pd.DataFrame:
         table_b[["name", "prediction"]], on="name", suffixes=("_a", "_b"))
     return merged[merged["prediction_a"] != merged["prediction_b"]].reset_index(drop=True)
 
+
+
+def suspected_label_errors(recogniser: Recogniser, dataset: CaptchaSet, n: int = 12) -> pd.DataFrame:
+    """The images whose label the model disagrees with most: highest CTC loss of the label under the model.
+
+    On training images a well-fitted model has a low loss almost everywhere; the few it still cannot fit are often
+    mislabelled (a crowd-labelled set has some), or are the hardest pictures. Either way they are worth a look.
+    """
+    import torch
+
+    from captcha_nb.ctc import ctc_loss_per_sample
+    from captcha_nb.data import encode_targets
+
+    probs = recogniser.probabilities(dataset.tensor(recogniser.spec))
+    readable = [i for i, label in enumerate(dataset.labels) if recogniser.alphabet.can_encode(label)]
+    targets, lengths = encode_targets([dataset.labels[i] for i in readable], recogniser.alphabet)
+    losses = ctc_loss_per_sample(torch.log(probs[readable].clamp_min(1e-12)), targets, lengths)
+    readings = recogniser.decode(probs[readable])
+    table = pd.DataFrame({
+        "name": [dataset.names[i] for i in readable],
+        "label": [dataset.labels[i] for i in readable],
+        "model reads": [r.text for r in readings],
+        "confidence": [r.confidence for r in readings],
+        "loss": losses.tolist(),
+    })
+    return table.sort_values("loss", ascending=False).head(n).reset_index(drop=True)

@@ -73,11 +73,21 @@ def pixel_statistics(images_u8: torch.Tensor) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("channel").round(3)
 
 
-def split_summary(train: Sequence[str], val: Sequence[str], labels_by_name: dict[str, str]) -> pd.DataFrame:
-    """Size and label-length mix of each side of the split."""
+def split_summary(
+    train: Sequence[str], val: Sequence[str], labels_by_name: dict[str, str], test: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Size and label-length mix of each part of the split (an empty test part is left out)."""
     rows = []
-    for side, names in (("train", train), ("validation", val)):
+    for side, names in (("train", train), ("validation", val), ("test", test)):
+        if not names:
+            continue
         lengths = [len(labels_by_name[n]) for n in names]
         rows.append({"split": side, "images": len(names), "mean length": sum(lengths) / len(lengths),
                      "doubled share": doubled_share([labels_by_name[n] for n in names])})
     return pd.DataFrame(rows).set_index("split").round(3)
+
+
+def input_pictures(images_u8: torch.Tensor) -> list[Image.Image]:
+    """Model inputs (N, C, H, W) uint8 back as pictures, to show exactly what the model reads."""
+    arrays = images_u8.numpy()
+    return [Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)) for a in arrays]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from captcha_nb import DATA_ROOT, NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__
-from captcha_nb.data import DataError, fingerprint, read_labels, resolve_data_dir
-from captcha_nb.synth import generate
+from captcha_nb import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__, project_relative
+from captcha_nb.data import fingerprint, read_labels
+from captcha_nb.workspace import data_or_synthetic
 
 NOTEBOOKS = [
     "01_data_exploration.ipynb",
@@ -28,8 +28,6 @@ NOTEBOOKS = [
     "04_error_analysis.ipynb",
     "05_prediction_inspector.ipynb",
 ]
-SYNTHETIC_DIR = DATA_ROOT / "synthetic"
-SYNTHETIC_SIZE = 1200
 
 
 def parse_value(text: str):
@@ -63,28 +61,26 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def data_for_report(data_dir: str | None) -> tuple[Path, bool]:
-    """The data set to report on, falling back to synthetic captchas when none can be found or downloaded."""
-    try:
-        return resolve_data_dir(data_dir), False
-    except DataError as error:
-        if data_dir:
-            raise
-        print(f"{error}\n\nNo data set is available, so this report runs on SYNTHETIC captchas "
-              f"({SYNTHETIC_DIR}); it is marked as synthetic in params.json and in the notebooks.", file=sys.stderr)
-        if not SYNTHETIC_DIR.is_dir():
-            generate(SYNTHETIC_DIR, SYNTHETIC_SIZE, seed=0)
-        return SYNTHETIC_DIR, True
-
-
 def new_report_dir(run_id: str | None, reports_dir: Path) -> Path:
     """Create reports/<run-id>/; an existing run is never reused or overwritten."""
-    run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = reports_dir / run_id
-    if path.exists():
-        raise FileExistsError(f"report {path} already exists; choose another --run-id")
-    path.mkdir(parents=True)
-    return path
+    if run_id:
+        path = reports_dir / run_id
+        if path.exists():
+            raise FileExistsError(f"report {path} already exists; choose another --run-id")
+        path.mkdir(parents=True)
+        return path
+    # Date and time, then a counter, so two reports started in the same second still get folders of their own;
+    # mkdir without exist_ok is what makes the claim atomic.
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = reports_dir / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free report id for {stamp} in {reports_dir}")
 
 
 def write_params(path: Path, params: dict) -> None:
@@ -97,7 +93,7 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
     import papermill
 
     parameters = {name: parse_value(value) for name, value in (overrides or {}).items()}
-    data_dir, synthetic = data_for_report(parameters.pop("data_dir", None))
+    data_dir, synthetic = data_or_synthetic(parameters.pop("data_dir", None))
     report_dir = new_report_dir(run_id, reports_dir)
     parameters.update(data_dir=str(data_dir), run_dir=str(report_dir), figures_dir=str(report_dir / "figures"))
     record = {
@@ -107,7 +103,7 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
         "parameters": parameters,
         "seed": parameters.get("seed", 0),
         "synthetic_data": synthetic,
-        "data_dir": str(data_dir),
+        "data_dir": project_relative(data_dir),
         "data_fingerprint": fingerprint([p for p, _ in read_labels(data_dir) if p.is_file()]),
         "versions": package_versions(),
         "git_commit": git_commit(),
@@ -157,12 +153,28 @@ def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:
             "max_minutes": given.get("max_minutes", ""),
             "synthetic": params.get("synthetic_data", False),
             "data": params.get("data_fingerprint", ""),
+            "test_seq_accuracy": metrics.get("test_seq_accuracy"),
+            "test_cer": metrics.get("test_cer"),
             "val_seq_accuracy": metrics.get("val_seq_accuracy"),
             "val_cer": metrics.get("val_cer"),
+            "plateau_seconds": metrics.get("plateau_seconds"),
             "best_epoch": metrics.get("best_epoch"),
             "train_seconds": metrics.get("train_seconds"),
         })
+    # The test score is the headline; the validation score, which chose the checkpoint, stands beside it.
     columns = ["run_id", "created", "status", "model", "seed", "epochs", "max_minutes", "synthetic", "data",
-               "val_seq_accuracy", "val_cer", "best_epoch", "train_seconds"]
+               "test_seq_accuracy", "test_cer", "val_seq_accuracy", "val_cer", "plateau_seconds", "best_epoch",
+               "train_seconds"]
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("created", ascending=False, ignore_index=True)
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Put `section` (starting with the `## heading` line) into a markdown file, replacing that heading's old section
+    and keeping every other one: the benchmark scripts each own one section of reports/BENCHMARKS.md."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    before, found, after = text.partition(heading)
+    rest = ""
+    if found and "\n## " in after:
+        rest = "\n\n## " + after.split("\n## ", 1)[1].strip() + "\n"
+    path.write_text(before.rstrip() + "\n\n" + section.strip() + "\n" + rest)

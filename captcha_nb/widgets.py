@@ -44,7 +44,7 @@ class PredictionInspector:
     def __init__(self, recogniser: Recogniser, dataset: CaptchaSet, low_confidence: float = 0.9):
         self.recogniser = recogniser
         self.dataset = dataset
-        recogniser.use_fastest(dataset.tensor(recogniser.height, recogniser.width, recogniser.in_channels)[:64])
+        recogniser.use_fastest(dataset.tensor(recogniser.spec)[:64])
         self.table, self.predictions = predict_dataset(recogniser, dataset)
         self.position = 0
 

@@ -44,3 +44,45 @@ def test_included_rows_must_come_from_the_same_data_and_machine(tmp_path):
     assert rows == [{"model": "seed", "seed": 0, "source": "2026-01-01"}]
     with pytest.raises(SystemExit, match="another machine"):
         bench.included_rows(earlier, str(tmp_path), "other", measured=set())
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_style_benchmark_writes_one_row_per_style_and_seed(tmp_path):
+    styles = load_script("styles")
+    out = styles.main(["--quick", "--out", str(tmp_path / "s")])
+    payload = json.loads((out / "results.json").read_text())
+    assert set(payload["styles"]) == {"plain", "dark"}
+    assert payload["styles"]["dark"][1].endswith("dark_test")  # a _train/_test pair is used as given
+    rows = {r["style"]: r for r in payload["results"]}
+    for row in rows.values():
+        assert row["status"] == "finished", row
+        for key in ("test_seq_accuracy", "test_cer", "time_to_90", "time_to_95", "time_to_99", "plateau_seconds",
+                    "epochs", "input", "parameters", "peak_memory_mb"):
+            assert key in row
+        assert row["peak_memory_mb"] > 0 and row["parameters"] > 0
+    assert rows["dark"]["n_test"] == 20  # the whole _test folder, scored once
+    table_rows = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| dark ")]
+    assert len(table_rows) == 2 and (out / "plot.png").stat().st_size > 1000  # the medians table and every run
+
+
+def test_loading_benchmark_measures_each_size_in_its_own_process():
+    loading = load_script("loading")
+    (row,) = loading.main(["--sizes", "60"])
+    assert row["images"] == 60 and row["peak_memory_mb"] > 0 and row["tensor_mb"] > 0
+
+
+def test_benchmark_sections_replace_only_their_own(tmp_path):
+    from captcha_nb.runs import replace_section
+
+    path = tmp_path / "B.md"
+    path.write_text("# Benchmarks\n\nintro\n\n## A\n\nold a\n\n## B\n\nold b\n")
+    replace_section(path, "## A", "## A\n\nnew a")
+    replace_section(path, "## C", "## C\n\nnew c")
+    text = path.read_text()
+    assert "new a" in text and "old a" not in text and "old b" in text and "new c" in text and "intro" in text

@@ -44,12 +44,19 @@ def test_without_data_the_report_runs_on_marked_synthetic_data(tmp_path, monkeyp
     def unavailable(data_dir=None, download=True):
         raise DataError("offline")
 
-    monkeypatch.setattr(runs, "resolve_data_dir", unavailable)
-    monkeypatch.setattr(runs, "SYNTHETIC_DIR", tmp_path / "synthetic")
-    monkeypatch.setattr(runs, "SYNTHETIC_SIZE", 5)
+    from captcha_nb import project_relative, workspace
+
+    monkeypatch.setattr(workspace, "resolve_data_dir", unavailable)
+    monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
+    monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
     report = runs.run_report({}, run_id="offline", reports_dir=tmp_path / "reports")
     params = json.loads((report / "params.json").read_text())
-    assert params["synthetic_data"] is True and params["data_dir"] == str(tmp_path / "synthetic")
+    assert params["synthetic_data"] is True and params["data_dir"] == project_relative(tmp_path / "synthetic")
+
+
+def test_reports_started_in_the_same_second_get_their_own_folders(tmp_path):
+    folders = {runs.new_report_dir(None, tmp_path) for _ in range(3)}
+    assert len(folders) == 3 and all(f.is_dir() for f in folders)
 
 
 def test_list_runs_puts_parameters_beside_metrics_newest_first(tmp_path, tiny_dir, fake_papermill):
