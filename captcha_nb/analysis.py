@@ -41,21 +41,15 @@ def error_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def aligned_pairs(truth: str, prediction: str) -> list[tuple[str, str]]:
     """(true character, predicted character) pairs along the edit-distance alignment; MISSING marks a gap."""
-    pairs, ti, pi = [], 0, 0
-    for op in Levenshtein.editops(truth, prediction):
-        while ti < op.src_pos and pi < op.dest_pos:
-            pairs.append((truth[ti], prediction[pi]))
-            ti, pi = ti + 1, pi + 1
-        if op.tag == "replace":
-            pairs.append((truth[ti], prediction[pi]))
-            ti, pi = ti + 1, pi + 1
-        elif op.tag == "delete":
-            pairs.append((truth[ti], MISSING))
-            ti += 1
+    pairs = []
+    for block in Levenshtein.opcodes(truth, prediction):
+        expected, read = truth[block.src_start : block.src_end], prediction[block.dest_start : block.dest_end]
+        if block.tag in ("equal", "replace"):  # blocks of one-for-one characters
+            pairs.extend(zip(expected, read))
+        elif block.tag == "delete":
+            pairs.extend((c, MISSING) for c in expected)
         else:
-            pairs.append((MISSING, prediction[pi]))
-            pi += 1
-    pairs.extend(zip(truth[ti:], prediction[pi:]))
+            pairs.extend((MISSING, c) for c in read)
     return pairs
 
 

@@ -1,16 +1,18 @@
-"""Checkpoints: written atomically, loaded with weights_only=True, carrying the alphabet and input geometry."""
+"""Checkpoints: written atomically, loaded with weights_only=True, carrying the alphabet and the input spec.
+
+`inference.load_model` turns one into a ready recogniser; training only needs the payload and the model.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from captcha_nb.data import Alphabet
+from captcha_nb.files import atomic_write
 from captcha_nb.geometry import InputSpec
-from captcha_nb.inference import Recogniser
 from captcha_nb.model import build_model
 
 FORMAT = "captcha_nb.checkpoint/1"
@@ -21,17 +23,8 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> None:
-    """Write to a temporary file beside the target, then rename: a crash never leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through a temporary file and a rename: a crash never leaves a half-written checkpoint."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def make_payload(model: torch.nn.Module, model_name: str, alphabet: Alphabet, spec: InputSpec, config: dict,
@@ -65,28 +58,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
-def load_model(
-    path: str | os.PathLike, device: str | torch.device = "cpu", alphabet: str | Alphabet | None = None
-) -> Recogniser:
-    """Rebuild a trained recogniser. Pass `alphabet` to insist on one; a checkpoint for another alphabet is refused."""
-    payload = read_checkpoint(path)
-    saved = Alphabet(payload["alphabet"])
-    if alphabet is not None:
-        wanted = alphabet if isinstance(alphabet, Alphabet) else Alphabet(alphabet)
-        if wanted != saved:
-            raise CheckpointError(f"{path} was trained on alphabet {saved.chars!r}, not {wanted.chars!r}")
+def build_saved_model(payload: dict, path: str | os.PathLike) -> torch.nn.Module:
+    """The checkpoint's model with its weights, in eval mode; a weight mismatch names the file."""
     spec = saved_input(payload)
-    model = build_model(payload["model_name"], saved.num_classes, spec.height, spec.width)
+    model = build_model(payload["model_name"], len(payload["alphabet"]) + 1, spec.height, spec.width)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit model {payload['model_name']!r}: {error}") from None
-    model.eval()
-    recogniser = Recogniser(
-        model, saved, payload["model_name"], spec,
-        info={"config": payload.get("config", {}), "metrics": payload.get("metrics", {}), "path": str(path)},
-    )
-    return recogniser.to(device)
+    return model.eval()
 
 
 def saved_input(payload: dict) -> InputSpec:

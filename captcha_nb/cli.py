@@ -79,7 +79,7 @@ def cmd_predict(args) -> int:
     writer.writerow(["path", "prediction", "confidence"])
     failures = 0
     for path, prediction, error in predict_files(args.checkpoint, expand_paths(args.paths), device=args.device,
-                                                 beam_width=args.beam_width):
+                                                 beam_width=args.beam_width, max_pixels=args.max_image_pixels):
         if error:
             failures += 1
             writer.writerow([str(path), "", ""])
@@ -90,12 +90,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from captcha_nb.checkpoint import load_model
     from captcha_nb.data import load_dataset
     from captcha_nb.engine import evaluate, select_device
+    from captcha_nb.inference import load_model
 
     recogniser = load_model(args.checkpoint, device=select_device(args.device))
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, max_pixels=args.max_image_pixels)
     images = dataset.tensor(recogniser.spec)
     result = evaluate(recogniser.model, images, dataset.labels, recogniser.alphabet)
     unknown = sum(not recogniser.alphabet.can_encode(label) for label in dataset.labels)
@@ -148,6 +148,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
+    from captcha_nb.data import MAX_IMAGE_PIXELS
+
+    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                        help=f"refuse pictures with more pixels than this, from their header (default: {MAX_IMAGE_PIXELS})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m captcha_nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,12 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="image files or directories of images")
     p.add_argument("--device", default="cpu")
     p.add_argument("--beam-width", type=int, default=0, help="0 for greedy decoding, >1 for prefix beam search")
+    add_pixel_limit(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on every image of a directory: one JSON line")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--device", default="auto")
+    add_pixel_limit(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("synth", help="generate labelled synthetic captchas")
@@ -198,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="notebook parameter, e.g. -p epochs=5")
     p.add_argument("--notebooks", nargs="*", help="notebook file names to run (default: all, in order)")
-    p.add_argument("--run-id", help="name of the report folder (default: date, time and model)")
+    p.add_argument("--run-id", help="name of the report folder (default: date and time, then -1, -2 ... if taken)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from captcha_nb import DATA_ROOT
+from captcha_nb.files import write_json
 from captcha_nb.geometry import InputSpec, to_input
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -32,33 +32,6 @@ LABELS_FILE = "labels.csv"
 
 class DataError(ValueError):
     """A data set that cannot be used: missing, empty, or without a single readable image."""
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Finding the data
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Pick the data set directory: explicit argument, then $CAPTCHA_DATA_DIR, then data/captcha_images_v2, then download."""
-    if data_dir is not None:
-        path = Path(data_dir).expanduser()
-        if not path.is_dir():
-            raise DataError(f"data directory {path} does not exist")
-        return path
-    from_env = os.environ.get("CAPTCHA_DATA_DIR")
-    if from_env:
-        path = Path(from_env).expanduser()
-        if not path.is_dir():
-            raise DataError(f"CAPTCHA_DATA_DIR={from_env} is not a directory")
-        return path
-    default = DATA_ROOT / "captcha_images_v2"
-    if default.is_dir():
-        return default
-    if not download:
-        raise DataError(f"no data set found at {default}; pass a directory or set CAPTCHA_DATA_DIR")
-    from captcha_nb.download import download_dataset
-
-    return download_dataset(DATA_ROOT)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -149,13 +122,14 @@ def check_size(size: tuple[int, int], source, max_pixels: int = MAX_IMAGE_PIXELS
                             f"(max_image_pixels); not decoded")
 
 
-def open_image(source, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def open_image(source, max_pixels: int = MAX_IMAGE_PIXELS, name: str | None = None) -> Image.Image:
     """Open an image file (path or file object) fully as RGB, flattening any transparency onto white.
 
-    The pixel count is checked from the header first, so an oversized picture costs nothing to refuse.
+    The pixel count is checked from the header first, so an oversized picture costs nothing to refuse; `name` is
+    what the refusal calls the picture (an upload has no path).
     """
     with Image.open(source) as image:
-        check_size(image.size, getattr(source, "name", source), max_pixels)
+        check_size(image.size, name or getattr(source, "name", source), max_pixels)
         image.load()
         if image.mode in ("RGBA", "LA", "P", "PA"):
             image = image.convert("RGBA")
@@ -337,6 +311,18 @@ def fingerprint(paths: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def fingerprint_dir(data_dir: str | os.PathLike) -> str:
+    """The fingerprint of a data set folder: every file its labels name, and labels.csv when there is one.
+
+    The one definition used by split.json and by a report's params.json, so the two always agree for the same data.
+    """
+    data_dir = Path(data_dir)
+    files = [path for path, _ in read_labels(data_dir) if path.is_file()]
+    if (data_dir / LABELS_FILE).is_file():
+        files.append(data_dir / LABELS_FILE)
+    return fingerprint(files)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The train / validation split
 
@@ -376,10 +362,7 @@ def split_names(names: Sequence[str], val_fraction: float, seed: int, test_fract
 
 
 def save_split(path: Path, split: Split, **info) -> None:
-    payload = {**info, **split.to_dict()}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, {**info, **split.to_dict()})
 
 
 def load_split(path: str | os.PathLike) -> dict:

@@ -1,4 +1,7 @@
-"""Download captcha_images_v2 safely.
+"""Finding the data set, and downloading captcha_images_v2 safely when there is none.
+
+`resolve_data_dir` looks in order at the directory given, $CAPTCHA_DATA_DIR, data/captcha_images_v2, and only then
+downloads.
 
 The archive goes to a temporary file, is extracted into a temporary directory beside the destination (refusing
 absolute paths and `..` members), and only then is renamed into place, so a half-finished download never looks like
@@ -7,12 +10,14 @@ a data set.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from captcha_nb import DATA_ROOT
 from captcha_nb.data import IMAGE_SUFFIXES, DataError
 
 DATASET_URL = "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
@@ -77,3 +82,24 @@ def download_dataset(dest_root: Path, url: str = DATASET_URL, timeout: float = 6
         except OSError as error:
             raise DataError(OFFLINE_HELP.format(url=url, error=error, dest=final)) from None
         return install_archive(Path(tmp.name), dest_root)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Pick the data set directory: explicit argument, then $CAPTCHA_DATA_DIR, then data/captcha_images_v2, then download."""
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise DataError(f"data directory {path} does not exist")
+        return path
+    from_env = os.environ.get("CAPTCHA_DATA_DIR")
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_dir():
+            raise DataError(f"CAPTCHA_DATA_DIR={from_env} is not a directory")
+        return path
+    default = DATA_ROOT / DATASET_NAME
+    if default.is_dir():
+        return default
+    if not download:
+        raise DataError(f"no data set found at {default}; pass a directory or set CAPTCHA_DATA_DIR")
+    return download_dataset(DATA_ROOT)

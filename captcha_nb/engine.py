@@ -8,9 +8,7 @@ ever looked at, scored once at the end.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import random
 import resource
 import sys
@@ -25,7 +23,7 @@ from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
 from captcha_nb.augment import random_affine
-from captcha_nb.checkpoint import atomic_save, load_model, make_payload, read_checkpoint  # noqa: F401 (re-exported)
+from captcha_nb.checkpoint import atomic_save, build_saved_model, make_payload, read_checkpoint
 from captcha_nb.config import TrainConfig
 from captcha_nb.ctc import ctc_loss, greedy_decode, min_time_steps
 from captcha_nb.data import (
@@ -34,16 +32,17 @@ from captcha_nb.data import (
     DataError,
     Split,
     encode_targets,
-    fingerprint,
+    fingerprint_dir,
     iterate_batches,
     load_dataset,
     load_split,
-    resolve_data_dir,
     save_split,
     split_names,
     to_float,
 )
+from captcha_nb.download import resolve_data_dir
 from captcha_nb.ema import WeightAverage
+from captcha_nb.files import atomic_write, write_json
 from captcha_nb.geometry import PROFILE_SAMPLE, InputSpec, infer_input_spec
 from captcha_nb.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.model import build_model, count_parameters, model_spec
@@ -87,24 +86,24 @@ def train_one_epoch(
     data: "TrainingData",
     config: TrainConfig,
     generator: torch.Generator,
-    schedule: Callable[[], float],
+    schedule: Callable[[float], float],
     average: WeightAverage | None = None,
     deadline: float = math.inf,
 ) -> float:
     """One pass over the training images, or less if `deadline` (a perf_counter time) passes; returns the mean loss.
 
-    `schedule()` gives the learning rate for the next step; `average`, when given, follows every step.
+    `schedule(fraction_of_epoch)` gives the learning rate for the next step; `average`, when given, follows every step.
     """
     model.train()
     device = next(model.parameters()).device
     images, labels = data.train_x, data.train.labels
     batches = list(iterate_batches(len(images), config.batch_size, shuffle=True, generator=generator))
     total, count = 0.0, 0
-    for rows in tqdm(batches, desc="train", leave=False, disable=not config.progress):
+    for step, rows in enumerate(tqdm(batches, desc="train", leave=False, disable=not config.progress)):
         if time.perf_counter() >= deadline:
             break
         for group in optimizer.param_groups:
-            group["lr"] = schedule()
+            group["lr"] = schedule(step / len(batches))
         x = to_float(images[rows].to(device))
         if config.augment:
             x = random_affine(x, generator)
@@ -172,18 +171,13 @@ def evaluate(
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(history)
 
-
-def write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, write)
 
 
 @dataclass
@@ -246,7 +240,7 @@ def make_split(config: TrainConfig, dataset: CaptchaSet, run_dir: Path, data_dir
     if config.resume and split_path.is_file():
         return load_split(split_path)
     split = split_names(dataset.names, config.val_fraction, config.seed, config.test_fraction)
-    info = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint(dataset.paths), "seed": config.seed,
+    info = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint_dir(data_dir), "seed": config.seed,
             "val_fraction": config.val_fraction, "test_fraction": config.test_fraction}
     save_split(split_path, split, **info)
     return {**info, **split.to_dict()}
@@ -306,26 +300,28 @@ def resumed_input(config: TrainConfig, run_dir: Path) -> InputSpec | None:
     return None
 
 
-def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, budget: float) -> float:
+def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, budget: float,
+                      epoch_fraction: float = 0.0) -> float:
     """How far along the learning-rate schedule is, from 0 to 1.
 
     Warm-up runs on the wall clock. Then the peak rate is held until the model first reads a validation captcha
     right, and the cosine decay spans the rest of the budget from that moment: a style whose CTC plateau lasts half the
     budget still leaves it at the full rate instead of at a rate that has already decayed (issue 7 measured a
-    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 54 %).
+    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 54 %). With an epoch cap the schedule is
+    at least as far along as the epochs are, which also makes a capped run repeatable step for step.
     """
     warmup = config.warmup_fraction * budget
-    if elapsed < warmup:
-        return elapsed / budget
     escaped = progress.plateau_seconds
-    if escaped is None:
+    if elapsed < warmup:
+        done = elapsed / budget
+    elif escaped is None:
         done = config.warmup_fraction
     else:
         start = max(escaped, warmup)
         decay = config.warmup_fraction + (1 - config.warmup_fraction) * (elapsed - start) / max(budget - start, 1e-9)
         done = min(max(decay, config.warmup_fraction), 1.0)
     if config.epochs:
-        done = max(done, progress.epoch / config.epochs)
+        done = max(done, (progress.epoch + epoch_fraction) / config.epochs)
     return done
 
 
@@ -366,8 +362,8 @@ def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dic
     """The headline: the saved best checkpoint read on the test images, once, after every decision was made."""
     if data.test is None:
         return {"n_test": 0, "test_seq_accuracy": None, "test_cer": None}
-    recogniser = load_model(best_path, device=device)
-    result = evaluate(recogniser.model, data.test.tensor(data.spec), data.test.labels, data.alphabet)
+    model = build_saved_model(read_checkpoint(best_path), best_path).to(device)
+    result = evaluate(model, data.test.tensor(data.spec), data.test.labels, data.alphabet)
     return {"n_test": len(data.test), "test_seq_accuracy": result.seq_accuracy, "test_cer": result.cer,
             "test_loss": result.loss}
 
@@ -426,15 +422,15 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     progress = restore(config, run_dir, model, optimizer, average, data.alphabet)
-    train_x, val_x = data.train_x.to(device), data.val_x.to(device)
-    data.train_x, data.val_x = train_x, val_x
+    data.train_x, data.val_x = data.train_x.to(device), data.val_x.to(device)
 
     # Loop: the learning rate follows the wall clock, each epoch is judged on validation, the best weights are kept.
     budget = config.max_minutes * 60
     started = time.perf_counter() - progress.elapsed
 
-    def schedule() -> float:
-        return learning_rate(config.lr, schedule_progress(config, progress, time.perf_counter() - started, budget),
+    def schedule(epoch_fraction: float) -> float:
+        elapsed = time.perf_counter() - started
+        return learning_rate(config.lr, schedule_progress(config, progress, elapsed, budget, epoch_fraction),
                              config.warmup_fraction)
 
     stopped_because = None
@@ -444,22 +440,13 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + progress.epoch)
         train_loss = train_one_epoch(model, optimizer, data, config, generator, schedule, average,
                                      deadline=started + budget)
-        candidates = [("raw", model)] + ([("average", average.module)] if average else [])
-        judged = [(name, net, evaluate(net, val_x, data.val.labels, data.alphabet)) for name, net in candidates]
-        weights, net, evaluation = max(judged, key=lambda j: (j[2].seq_accuracy, -j[2].loss))
+        weights, net, evaluation = judge(model, average, data)
         progress.epoch += 1
         progress.elapsed = time.perf_counter() - started
         row = {"epoch": progress.epoch, "train_loss": train_loss, "val_loss": evaluation.loss,
                "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2)}
-        progress.history.append(row)
-        if progress.plateau_seconds is None and evaluation.seq_accuracy > 0:
-            progress.plateau_seconds = row["seconds"]
-        if better(evaluation, progress.best):
-            progress.best = {**row, "best_epoch": progress.epoch}
-            progress.improved_at = progress.elapsed
-            atomic_save(make_payload(net, config.model, data.alphabet, data.spec, config.to_dict(), progress.best),
-                        run_dir / "model.pt")
+        keep_best(run_dir, config, data, progress, row, net, evaluation)
         write_resume_state(run_dir, model, optimizer, average, data, config, row, progress)
         bar.n = min(round(progress.elapsed), bar.total)
         bar.set_postfix(epoch=progress.epoch, loss=f"{train_loss:.3f}", acc=f"{evaluation.seq_accuracy:.3f}")
@@ -472,6 +459,26 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     test = score_test(data, run_dir / "model.pt", device)
     metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because, test)
     return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])
+
+
+def judge(model: torch.nn.Module, average: WeightAverage | None, data: TrainingData):
+    """Score the raw weights and their moving average on validation; return (which, model, evaluation) of the better."""
+    candidates = [("raw", model)] + ([("average", average.module)] if average else [])
+    judged = [(name, net, evaluate(net, data.val_x, data.val.labels, data.alphabet)) for name, net in candidates]
+    return max(judged, key=lambda j: (j[2].seq_accuracy, -j[2].loss))
+
+
+def keep_best(run_dir: Path, config: TrainConfig, data: TrainingData, progress: Progress, row: dict,
+              net: torch.nn.Module, evaluation: Evaluation) -> None:
+    """Add the epoch to the history, note the first correct reading, and save model.pt when the epoch is the best."""
+    progress.history.append(row)
+    if progress.plateau_seconds is None and evaluation.seq_accuracy > 0:
+        progress.plateau_seconds = row["seconds"]
+    if better(evaluation, progress.best):
+        progress.best = {**row, "best_epoch": progress.epoch}
+        progress.improved_at = progress.elapsed
+        atomic_save(make_payload(net, config.model, data.alphabet, data.spec, config.to_dict(), progress.best),
+                    run_dir / "model.pt")
 
 
 def write_resume_state(run_dir, model, optimizer, average, data, config, row, progress) -> None:

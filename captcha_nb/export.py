@@ -7,8 +7,6 @@ way one file is enough to read captchas: `load_exported(path)` gives back a runn
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,27 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from captcha_nb.checkpoint import load_model
-
-META_KEY = "captcha_nb"
-
-
-def metadata(recogniser) -> dict:
-    return {"alphabet": recogniser.alphabet.chars, "height": recogniser.height, "width": recogniser.width,
-            "in_channels": recogniser.in_channels, "model_name": recogniser.model_name,
-            "preprocessing": recogniser.spec.to_dict(),
-            "input": "float32 (N, C, H, W) scaled to [-1, 1]", "output": "logits (N, T, classes), class 0 = blank"}
-
-
-def _replace_atomically(write: Callable[[str], None], out: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from captcha_nb.files import atomic_write
+from captcha_nb.inference import load_model
+from captcha_nb.onnx_backend import META_KEY, metadata, onnx_bytes, onnx_session_runner
 
 
 def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
@@ -55,42 +35,10 @@ def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, example)
-            _replace_atomically(
-                lambda p: torch.jit.save(traced, p, _extra_files={f"{META_KEY}.json": json.dumps(info)}), out)
+            atomic_write(out, lambda p: torch.jit.save(traced, str(p), _extra_files={f"{META_KEY}.json": json.dumps(info)}))
     else:
-        _replace_atomically(lambda path: Path(path).write_bytes(onnx_bytes(recogniser)), out)
+        atomic_write(out, lambda path: path.write_bytes(onnx_bytes(recogniser)))
     return out
-
-
-def onnx_bytes(recogniser) -> bytes:
-    """The recogniser as an ONNX model (dynamic batch size) with its metadata, serialised in memory."""
-    import io
-
-    import onnx
-
-    model = recogniser.model.eval()
-    example = torch.zeros(1, recogniser.in_channels, recogniser.height, recogniser.width)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter warns about the GRU's batch_first layout
-        torch.onnx.export(model.cpu(), (example,), buffer, dynamo=False, input_names=["images"],
-                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=17)
-    model.to(recogniser.device)
-    proto = onnx.load_from_string(buffer.getvalue())
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = META_KEY, json.dumps(metadata(recogniser))
-    return proto.SerializeToString()
-
-
-def onnx_session_runner(model: bytes | str) -> Callable[[np.ndarray], np.ndarray]:
-    """An ONNX Runtime CPU session as a function from float32 images to logits."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return lambda images: session.run(["logits"], {"images": np.ascontiguousarray(images, np.float32)})[0]
 
 
 def load_exported(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:

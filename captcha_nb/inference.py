@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -9,8 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from captcha_nb.checkpoint import CheckpointError, build_saved_model, read_checkpoint, saved_input
 from captcha_nb.ctc import beam_search, greedy_decode
-from captcha_nb.data import Alphabet, open_image, to_float
+from captcha_nb.data import Alphabet, to_float
 from captcha_nb.geometry import InputSpec, to_input
 
 
@@ -68,7 +70,7 @@ class Recogniser:
             return self.backend
         self._fast_checked = True  # decide once: exporting again for every batch would cost more than it saves
         try:
-            from captcha_nb.export import onnx_bytes, onnx_session_runner
+            from captcha_nb.onnx_backend import onnx_bytes, onnx_session_runner
 
             runner = onnx_session_runner(onnx_bytes(self))
         except Exception:  # onnxruntime missing or the model not exportable: PyTorch it is.
@@ -125,5 +127,19 @@ class Recogniser:
     def predict_images(self, images: Sequence[Image.Image], **kwargs) -> list[Prediction]:
         return self.predict_tensor(self.prepare(images), **kwargs)
 
-    def predict_file(self, path, **kwargs) -> Prediction:
-        return self.predict_images([open_image(path)], **kwargs)[0]
+
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu", alphabet: str | Alphabet | None = None
+) -> Recogniser:
+    """Rebuild a trained recogniser. Pass `alphabet` to insist on one; a checkpoint for another alphabet is refused."""
+    payload = read_checkpoint(path)
+    saved = Alphabet(payload["alphabet"])
+    if alphabet is not None:
+        wanted = alphabet if isinstance(alphabet, Alphabet) else Alphabet(alphabet)
+        if wanted != saved:
+            raise CheckpointError(f"{path} was trained on alphabet {saved.chars!r}, not {wanted.chars!r}")
+    recogniser = Recogniser(
+        build_saved_model(payload, path), saved, payload["model_name"], saved_input(payload),
+        info={"config": payload.get("config", {}), "metrics": payload.get("metrics", {}), "path": str(path)},
+    )
+    return recogniser.to(device)

@@ -20,7 +20,29 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class CRNN(nn.Module):
+class ColumnReader(nn.Module):
+    """What every recogniser here shares: CNN features read column by column as a sequence, a BiGRU, a classifier.
+
+    Subclasses build `features`, `project`, `gru` and `classifier`; the reading itself is written once, here.
+    """
+
+    features: nn.Module
+    project: nn.Module
+    gru: nn.GRU
+    classifier: nn.Module
+
+    def sequence(self, images: torch.Tensor) -> torch.Tensor:
+        """Feature map (B, C, H', T) read as a sequence (B, T, C * H')."""
+        features = self.features(images)
+        b, c, h, t = features.shape
+        return features.permute(0, 3, 1, 2).reshape(b, t, c * h)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        steps, _ = self.gru(self.project(self.sequence(images)))
+        return self.classifier(steps)
+
+
+class CRNN(ColumnReader):
     """The default recogniser, sized for CPU training and inference: a small VGG-style CNN read by one BiGRU layer.
 
     Input (B, 1, H, W) in [-1, 1]; output (B, T, classes) logits with T = W / 4. Heights are pooled by 8 and the
@@ -63,18 +85,8 @@ class CRNN(nn.Module):
         )
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
 
-    def sequence(self, images: torch.Tensor) -> torch.Tensor:
-        """Feature map (B, C, H', T) read as a sequence (B, T, C * H')."""
-        features = self.features(images)
-        b, c, h, t = features.shape
-        return features.permute(0, 3, 1, 2).reshape(b, t, c * h)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        steps, _ = self.gru(self.project(self.sequence(images)))
-        return self.classifier(steps)
-
-
-class SeedCRNN(nn.Module):
+class SeedCRNN(ColumnReader):
     """The seed project's published architecture, kept faithfully as the baseline every benchmark compares against.
 
     RGB 75x300 input, Conv 3->128 + avgpool, Conv 128->64 + avgpool, Linear 1152->64, dropout 0.1,
@@ -96,15 +108,6 @@ class SeedCRNN(nn.Module):
         self.project = nn.Sequential(nn.Linear(64 * 18, 64), nn.ReLU(inplace=True), nn.Dropout(0.1))
         self.gru = nn.GRU(64, 32, num_layers=2, bidirectional=True, batch_first=True, dropout=0.1)
         self.classifier = nn.Linear(64, num_classes)
-
-    def sequence(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features(images)
-        b, c, h, t = features.shape
-        return features.permute(0, 3, 1, 2).reshape(b, t, c * h)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        steps, _ = self.gru(self.project(self.sequence(images)))
-        return self.classifier(steps)
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,3 @@ def alignment(image: Image.Image, probs: np.ndarray, alphabet: Alphabet, title: 
             top.axvline(t + 0.5, color="tab:cyan", lw=1, alpha=0.7)
     figure.tight_layout()
     return figure
-
-
-def close_all() -> None:
-    """Release figures in long sessions (the widget redraws many)."""
-    plt.close("all")

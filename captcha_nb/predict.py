@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from captcha_nb.checkpoint import load_model
-from captcha_nb.data import open_image
-from captcha_nb.inference import Prediction
+from captcha_nb.data import MAX_IMAGE_PIXELS, ImageTooLarge, open_image
+from captcha_nb.inference import Prediction, load_model
 
 
 def predict_files(
-    checkpoint: str | Path, paths: Sequence[Path], device: str = "cpu", beam_width: int = 0, batch_size: int = 64
+    checkpoint: str | Path, paths: Sequence[Path], device: str = "cpu", beam_width: int = 0, batch_size: int = 64,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
     """Yield (path, prediction, None) or (path, None, error message) for every path, in order.
 
@@ -24,7 +24,9 @@ def predict_files(
         images, errors = {}, {}
         for path in chunk:
             try:
-                images[path] = open_image(path)
+                images[path] = open_image(path, max_pixels)
+            except ImageTooLarge as error:
+                errors[path] = str(error)
             except Exception as error:  # A missing, truncated or non-image file: report it and carry on.
                 errors[path] = f"cannot read image ({error.__class__.__name__}: {error})"
         readable = [p for p in chunk if p in images]

@@ -11,9 +11,13 @@ import contextlib
 import json
 import os
 import socket
+import uuid
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+# A process that holds a lock passes its token to the processes it starts (a report's notebook kernels, which train
+# into the same folder): the lock belongs to the whole process tree, not to one process.
+TOKEN_ENV = "CAPTCHA_NB_RUN_LOCK"
 
 
 class RunLockedError(RuntimeError):
@@ -43,7 +47,12 @@ def run_lock(run_dir: str | os.PathLike, purpose: str = "train"):
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose}
+    inherited = os.environ.get(TOKEN_ENV)
+    holder = _holder(path)
+    if inherited and holder is not None and holder.get("token") == inherited:
+        yield  # a parent process of ours holds this lock for us
+        return
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose, "token": uuid.uuid4().hex}
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -62,8 +71,13 @@ def run_lock(run_dir: str | os.PathLike, purpose: str = "train"):
         break
     else:
         raise RunLockedError(f"{run_dir}: could not take the lock {path}")
+    os.environ[TOKEN_ENV] = me["token"]
     try:
         yield
     finally:
+        if inherited is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = inherited
         if _holder(path) == me:
             path.unlink(missing_ok=True)

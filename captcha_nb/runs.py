@@ -18,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__, project_relative
-from captcha_nb.data import fingerprint, read_labels
+from captcha_nb.data import fingerprint_dir
+from captcha_nb.files import write_json
+from captcha_nb.runlock import run_lock
 from captcha_nb.workspace import data_or_synthetic
 
 NOTEBOOKS = [
@@ -28,6 +30,9 @@ NOTEBOOKS = [
     "04_error_analysis.ipynb",
     "05_prediction_inspector.ipynb",
 ]
+
+
+PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir")
 
 
 def parse_value(text: str):
@@ -84,14 +89,12 @@ def new_report_dir(run_id: str | None, reports_dir: Path) -> Path:
 
 
 def write_params(path: Path, params: dict) -> None:
-    path.write_text(json.dumps(params, indent=2, default=str))
+    write_json(path, params)
 
 
 def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | None = None,
                run_id: str | None = None, reports_dir: Path = REPORTS_DIR) -> Path:
     """Execute the notebooks in order with papermill into a new report folder; return that folder."""
-    import papermill
-
     parameters = {name: parse_value(value) for name, value in (overrides or {}).items()}
     data_dir, synthetic = data_or_synthetic(parameters.pop("data_dir", None))
     report_dir = new_report_dir(run_id, reports_dir)
@@ -100,18 +103,28 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
         "run_id": report_dir.name,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "status": "running",
-        "parameters": parameters,
+        # Paths relative to the project, so a committed report names no machine's folders.
+        "parameters": {k: project_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items()},
         "seed": parameters.get("seed", 0),
         "synthetic_data": synthetic,
         "data_dir": project_relative(data_dir),
-        "data_fingerprint": fingerprint([p for p, _ in read_labels(data_dir) if p.is_file()]),
+        "data_fingerprint": fingerprint_dir(data_dir),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "machine": f"{platform.machine()}, {platform.system()}",
         "notebooks": [],
     }
+    with run_lock(report_dir, "report"):
+        execute_notebooks(report_dir, record, parameters, notebooks or NOTEBOOKS)
+    return report_dir
+
+
+def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebooks: list[str]) -> None:
+    """Run the notebooks in order into the report folder, keeping params.json's status up to date."""
+    import papermill
+
     write_params(report_dir / "params.json", record)
-    for name in notebooks or NOTEBOOKS:
+    for name in notebooks:
         source = NOTEBOOKS_DIR / name
         if not source.is_file():
             raise FileNotFoundError(f"notebook {source} does not exist; choose from {NOTEBOOKS}")
@@ -130,7 +143,6 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
     record["status"] = "finished"
     record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     write_params(report_dir / "params.json", record)
-    return report_dir
 
 
 def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from captcha_nb import plots
 from captcha_nb.analysis import predict_dataset
-from captcha_nb.data import CaptchaSet, open_image
+from captcha_nb.data import CaptchaSet, ImageTooLarge, open_image
 from captcha_nb.inference import Recogniser
 
 FILTERS = ("all", "errors", "low confidence")
@@ -142,7 +142,11 @@ class PredictionInspector:
     def predict_bytes(self, content: bytes, name: str = "upload") -> str:
         """Read an uploaded image; shows and returns the reading, or a message naming the file if it is unusable."""
         try:
-            image = open_image(io.BytesIO(content))
+            image = open_image(io.BytesIO(content), name=name)
+        except ImageTooLarge as error:
+            self.upload_info.value = f"<b style='color:#c0392b'>{html.escape(str(error))}</b>"
+            self.upload_picture.value = b""
+            return ""
         except Exception as error:
             self.upload_info.value = (f"<b style='color:#c0392b'>{html.escape(name)} is not a readable image</b> "
                                       f"({html.escape(error.__class__.__name__)})")

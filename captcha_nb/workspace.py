@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import DATA_ROOT, PROJECT_ROOT, REPORTS_DIR
-from captcha_nb.data import DataError, resolve_data_dir
+from captcha_nb.data import DataError
+from captcha_nb.download import resolve_data_dir
 from captcha_nb.synth import SYNTHETIC_MARKER, generate
 
 SYNTHETIC_DIR = DATA_ROOT / "synthetic"
@@ -132,8 +133,8 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
     Error analysis looks at the validation images: the test images are kept for the headline figure, so that what a
     person changes after reading the errors is never judged on the images that led to the change.
     """
-    from captcha_nb.checkpoint import load_model
     from captcha_nb.data import load_dataset, load_split
+    from captcha_nb.inference import load_model
 
     if which not in SPLITS:
         raise ParameterError(f"parameter split={which!r} must be one of {SPLITS}")

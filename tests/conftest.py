@@ -37,7 +37,7 @@ def headless_matplotlib():
 
 @pytest.fixture(scope="session")
 def recogniser(trained_run):
-    from captcha_nb.checkpoint import load_model
+    from captcha_nb.inference import load_model
 
     return load_model(trained_run.run_dir / "model.pt")
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from captcha_nb.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
+from captcha_nb.checkpoint import CheckpointError, atomic_save, read_checkpoint
+from captcha_nb.inference import load_model
 
 
 def test_checkpoint_carries_alphabet_geometry_and_metrics(trained_run):

@@ -123,3 +123,14 @@ def test_other_captcha_styles_train_with_the_same_command(tmp_path, capsys, alph
 
 def test_runs_lists_reports(tmp_path, capsys):
     assert run(capsys, "runs", "--reports", tmp_path)[1].strip() == "no runs yet"
+
+
+def test_a_huge_picture_is_refused_by_its_header_and_the_rest_are_read(tmp_path, trained_run, tiny_dir, capsys):
+    # 12000x9000 pixels in a few kilobytes: refused before a single pixel is decoded, named with its size.
+    Image.new("L", (12000, 9000), 255).save(tmp_path / "huge.png", optimize=True)
+    good = next(tiny_dir.glob("*.png"))
+    code, out, err = run(capsys, "predict", "--checkpoint", trained_run.run_dir / "model.pt", tmp_path / "huge.png",
+                         good)
+    rows = {row[0]: row for row in csv.reader(io.StringIO(out))}
+    assert code == 1 and rows[str(tmp_path / "huge.png")][1:] == ["", ""] and rows[str(good)][2]
+    assert "huge.png: 12000x9000 pixels" in err and "max_image_pixels" in err

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from captcha_nb import data, synth
+from captcha_nb import data, download, synth
 from captcha_nb.data import Alphabet, DataError
 from captcha_nb.geometry import InputSpec, infer_input_spec
 
@@ -65,21 +65,21 @@ def test_resolution_order(tmp_path, monkeypatch):
     explicit.mkdir()
     from_env.mkdir()
     monkeypatch.setenv("CAPTCHA_DATA_DIR", str(from_env))
-    assert data.resolve_data_dir(explicit) == explicit
-    assert data.resolve_data_dir() == from_env
+    assert download.resolve_data_dir(explicit) == explicit
+    assert download.resolve_data_dir() == from_env
     monkeypatch.setenv("CAPTCHA_DATA_DIR", str(tmp_path / "missing"))
     with pytest.raises(DataError, match="CAPTCHA_DATA_DIR"):
-        data.resolve_data_dir()
+        download.resolve_data_dir()
 
 
 def test_resolution_falls_back_to_project_data_then_download(tmp_path, monkeypatch):
     monkeypatch.delenv("CAPTCHA_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "DATA_ROOT", tmp_path)
+    monkeypatch.setattr(download, "DATA_ROOT", tmp_path)
     (tmp_path / "captcha_images_v2").mkdir()
-    assert data.resolve_data_dir() == tmp_path / "captcha_images_v2"
+    assert download.resolve_data_dir() == tmp_path / "captcha_images_v2"
     (tmp_path / "captcha_images_v2").rmdir()
     with pytest.raises(DataError, match="no data set found"):
-        data.resolve_data_dir(download=False)
+        download.resolve_data_dir(download=False)
 
 
 def test_images_are_decoded_once_into_a_cached_uint8_tensor(tiny_dir):

@@ -73,7 +73,7 @@ def test_training_reduces_the_loss_on_a_tiny_set(tiny_dir):
     generator = torch.Generator().manual_seed(0)
     config = TrainConfig(batch_size=8, progress=False)
     for _ in range(4):
-        train_one_epoch(model, optimizer, data, config, generator, schedule=lambda: 3e-3)
+        train_one_epoch(model, optimizer, data, config, generator, schedule=lambda fraction: 3e-3)
     assert evaluate(model, images, dataset.labels, alphabet).loss < before
 
 
@@ -236,3 +236,16 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny
     # The holder was killed without releasing the lock: a stale lock is taken over.
     with run_lock(tmp_path / "r"):
         pass
+
+
+def test_the_peak_rate_is_held_through_the_plateau_then_decays_over_what_is_left():
+    from captcha_nb.engine import Progress, schedule_progress
+
+    config = TrainConfig(warmup_fraction=0.1)
+    flat = Progress(plateau_seconds=None)
+    assert schedule_progress(config, flat, elapsed=5.0, budget=100.0) == pytest.approx(0.05)  # warming up
+    assert schedule_progress(config, flat, elapsed=60.0, budget=100.0) == pytest.approx(0.1)  # held at the peak
+    escaped = Progress(plateau_seconds=60.0)
+    assert schedule_progress(config, escaped, elapsed=60.0, budget=100.0) == pytest.approx(0.1)
+    assert schedule_progress(config, escaped, elapsed=80.0, budget=100.0) == pytest.approx(0.55)
+    assert schedule_progress(config, escaped, elapsed=100.0, budget=100.0) == pytest.approx(1.0)

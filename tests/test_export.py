@@ -38,7 +38,7 @@ def test_cli_export(trained_run, tmp_path, capsys):
 
 
 def test_fastest_backend_reads_exactly_like_pytorch(trained_run, tiny_set):
-    from captcha_nb.checkpoint import load_model
+    from captcha_nb.inference import load_model
 
     reference = load_model(trained_run.run_dir / "model.pt")
     fast = load_model(trained_run.run_dir / "model.pt")
@@ -53,7 +53,7 @@ def test_fastest_backend_reads_exactly_like_pytorch(trained_run, tiny_set):
 def test_fastest_backend_falls_back_to_torch_when_onnxruntime_is_missing(trained_run, tiny_set, monkeypatch):
     import sys
 
-    from captcha_nb.checkpoint import load_model
+    from captcha_nb.inference import load_model
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     recogniser = load_model(trained_run.run_dir / "model.pt")
@@ -63,7 +63,7 @@ def test_fastest_backend_falls_back_to_torch_when_onnxruntime_is_missing(trained
 
 def test_fastest_backend_is_decided_once(trained_run, tiny_set, monkeypatch):
     from captcha_nb import export as export_module
-    from captcha_nb.checkpoint import load_model
+    from captcha_nb.inference import load_model
 
     recogniser = load_model(trained_run.run_dir / "model.pt")
     calls = []

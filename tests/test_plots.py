@@ -26,4 +26,3 @@ def test_every_figure_renders_and_saves(tmp_path):
         path = plots.save(figure, tmp_path / "figures", name)
         assert path.stat().st_size > 1000, name
     assert plots.save(figures["bar"], None, "x") is None
-    plots.close_all()

@@ -74,3 +74,31 @@ def test_parse_value_types_like_papermill():
     assert runs.parse_value("3") == 3 and runs.parse_value("0.5") == 0.5
     assert runs.parse_value("True") is True and runs.parse_value("None") is None
     assert runs.parse_value("crnn") == "crnn"
+
+
+def test_a_report_holds_its_folder_and_lets_its_own_notebooks_train_there(tmp_path, tiny_dir, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from captcha_nb.runlock import LOCK_NAME, TOKEN_ENV, run_lock
+
+    seen = []
+
+    def notebook_process(*args, parameters=None, **kwargs):
+        # What a kernel started by the report sees: the folder is locked, yet training into it is allowed.
+        assert (tmp_path / "r1" / LOCK_NAME).is_file()
+        with run_lock(parameters["run_dir"]):
+            seen.append(parameters["run_dir"])
+
+    monkeypatch.setattr("papermill.execute_notebook", notebook_process)
+    monkeypatch.setattr("papermill.inspect_notebook", lambda path: {"data_dir": {}, "run_dir": {}})
+    report = runs.run_report({"data_dir": str(tiny_dir)}, notebooks=["03_ctc_training.ipynb"], run_id="r1",
+                             reports_dir=tmp_path)
+    assert seen == [str(report)] and not (report / LOCK_NAME).exists()
+    # While a report runs, a writer from outside its process tree is refused.
+    with run_lock(report, "report"):
+        outsider = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        other = subprocess.run([sys.executable, "-c", f"from captcha_nb.runlock import run_lock\n"
+                                f"with run_lock({str(report)!r}): pass"], capture_output=True, text=True, env=outsider)
+        assert other.returncode != 0 and "RunLockedError" in other.stderr

@@ -41,3 +41,12 @@ def test_upload_reads_an_image_and_names_a_bad_one(recogniser, tiny_set):
     assert inspector.predict_bytes(png(tiny_set.images[0])) == expected
     assert inspector.predict_bytes(b"not an image", "junk.bin") == ""
     assert "junk.bin is not a readable image" in inspector.upload_info.value
+
+
+def test_an_oversized_upload_is_refused_with_its_name_and_size(recogniser, tiny_set):
+    from PIL import Image
+
+    inspector = PredictionInspector(recogniser, tiny_set)
+    huge = png(Image.new("L", (12000, 9000), 255))
+    assert inspector.predict_bytes(huge, "bomb.png") == ""
+    assert "bomb.png: 12000x9000 pixels" in inspector.upload_info.value and inspector.upload_picture.value == b""

@@ -1,0 +1,30 @@
+"""Writing a file so that a crash never leaves half of it: write beside the target, then rename over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary_path)`, then move the result onto `path` in one rename; on failure the old file stays."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, payload) -> Path:
+    """JSON, UTF-8, human-readable, written atomically."""
+    text = json.dumps(payload, indent=1, ensure_ascii=False, default=str)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
