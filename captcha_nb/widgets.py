@@ -1,4 +1,4 @@
-"""An ipywidgets prediction inspector: browse held-out captchas, filter to errors or low confidence, upload your own.
+"""An ipywidgets prediction inspector: browse a split's captchas, filter to errors or low confidence, upload your own.
 
 Everything it shows is held in widget values (HTML text, PNG bytes), so tests drive it by calling its methods and
 button handlers without a browser.
@@ -38,8 +38,14 @@ def confidence_html(text: str, confidences: list[float]) -> str:
     return "".join(cells) or "<i>(nothing read)</i>"
 
 
+def show_picture(widget, png: bytes) -> None:
+    """Show a PNG in an Image widget, or hide the widget while there is nothing to show."""
+    widget.value = png
+    widget.layout.display = None if png else "none"
+
+
 class PredictionInspector:
-    """Browse a recogniser's readings of a data set (usually the held-out split) one captcha at a time."""
+    """Browse a recogniser's readings of a data set (usually the validation split) one captcha at a time."""
 
     def __init__(self, recogniser: Recogniser, dataset: CaptchaSet, low_confidence: float = 0.9):
         self.recogniser = recogniser
@@ -55,10 +61,11 @@ class PredictionInspector:
         self.next_button = widgets.Button(description="next ▶")
         self.counter = widgets.HTML()
         self.info = widgets.HTML()
-        self.picture = widgets.Image(format="png")
+        # Pictures start hidden: an Image widget without a value shows the browser's broken-image icon.
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(display="none"))
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="your image")
         self.upload_info = widgets.HTML()
-        self.upload_picture = widgets.Image(format="png")
+        self.upload_picture = widgets.Image(format="png", layout=widgets.Layout(display="none"))
 
         self.previous_button.on_click(self.previous)
         self.next_button.on_click(self.next)
@@ -121,7 +128,7 @@ class PredictionInspector:
         if row is None:
             self.counter.value = f"0 of 0 ({self.filter.value})"
             self.info.value = "<i>No captcha matches this filter.</i>"
-            self.picture.value = b""
+            show_picture(self.picture, b"")
             return
         self.counter.value = f"{self.position + 1} of {len(rows)} ({self.filter.value})"
         record = self.table.loc[row]
@@ -134,7 +141,7 @@ class PredictionInspector:
         )
         figure = plots.alignment(self.dataset.images[row], prediction.probs, self.recogniser.alphabet,
                                  title=f"truth {record['truth']}  read {record['prediction']}")
-        self.picture.value = figure_png(figure)
+        show_picture(self.picture, figure_png(figure))
 
     # ----------------------------------------------------------------------------------------------------------------
     # Uploads
@@ -145,19 +152,19 @@ class PredictionInspector:
             image = open_image(io.BytesIO(content), name=name)
         except ImageTooLarge as error:
             self.upload_info.value = f"<b style='color:#c0392b'>{html.escape(str(error))}</b>"
-            self.upload_picture.value = b""
+            show_picture(self.upload_picture, b"")
             return ""
         except Exception as error:
             self.upload_info.value = (f"<b style='color:#c0392b'>{html.escape(name)} is not a readable image</b> "
                                       f"({html.escape(error.__class__.__name__)})")
-            self.upload_picture.value = b""
+            show_picture(self.upload_picture, b"")
             return ""
         prediction = self.recogniser.predict_images([image], keep_probs=True)[0]
         self.upload_info.value = (f"<code>{html.escape(name)}</code> reads <code>{html.escape(prediction.text)}</code> "
                                   f"(confidence {prediction.confidence:.3f})<br>"
                                   f"{confidence_html(prediction.text, prediction.char_confidences)}")
         figure = plots.alignment(image, prediction.probs, self.recogniser.alphabet, title=f"read {prediction.text}")
-        self.upload_picture.value = figure_png(figure)
+        show_picture(self.upload_picture, figure_png(figure))
         return prediction.text
 
     def _on_upload(self, change) -> None:

@@ -50,3 +50,12 @@ def test_an_oversized_upload_is_refused_with_its_name_and_size(recogniser, tiny_
     huge = png(Image.new("L", (12000, 9000), 255))
     assert inspector.predict_bytes(huge, "bomb.png") == ""
     assert "bomb.png: 12000x9000 pixels" in inspector.upload_info.value and inspector.upload_picture.value == b""
+
+
+def test_pictures_stay_hidden_until_there_is_something_to_show(recogniser, tiny_set):
+    inspector = PredictionInspector(recogniser, tiny_set)
+    assert inspector.upload_picture.layout.display == "none"  # nothing uploaded yet: no broken-image icon
+    inspector.predict_bytes(png(tiny_set.images[0]), "ok.png")
+    assert inspector.upload_picture.layout.display is None and inspector.upload_picture.value
+    inspector.predict_bytes(b"junk", "junk.bin")
+    assert inspector.upload_picture.layout.display == "none"
