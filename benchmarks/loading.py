@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from captcha_nb import REPORTS_DIR
-from captcha_nb.runs import replace_section
-from captcha_nb.synth import generate
+from captcha_nb.views.runs import replace_section
+from captcha_nb.sources.synth import generate
 
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"
 HEADING = "## Loading data at scale"
@@ -29,9 +29,9 @@ DISTINCT = 10_000
 
 MEASURE = """
 import json, sys, time
-from captcha_nb.data import load_dataset
-from captcha_nb.engine import decide_input, peak_memory_mb
-from captcha_nb.config import TrainConfig
+from captcha_nb.sources.data import load_dataset
+from captcha_nb.core.engine import decide_input, peak_memory_mb
+from captcha_nb.core.config import TrainConfig
 started = time.perf_counter()
 dataset = load_dataset(sys.argv[1])
 listed = time.perf_counter()

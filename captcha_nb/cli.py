@@ -13,7 +13,7 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
-from captcha_nb.data import IMAGE_SUFFIXES
+from captcha_nb.sources.data import IMAGE_SUFFIXES
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -22,8 +22,8 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 
 def cmd_train(args) -> int:
-    from captcha_nb.config import TrainConfig
-    from captcha_nb.engine import fit
+    from captcha_nb.core.config import TrainConfig
+    from captcha_nb.core.engine import fit
 
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     result = fit(config)
@@ -43,7 +43,7 @@ def optional(convert):
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per TrainConfig field, with the field's default and help: the defaults are written only there."""
-    from captcha_nb.config import TrainConfig
+    from captcha_nb.core.config import TrainConfig
 
     converters = {"int": int, "float": float, "str": str}
     for f in fields(TrainConfig):
@@ -73,7 +73,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
-    from captcha_nb.predict import predict_files
+    from captcha_nb.serving.predict import predict_files
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["path", "prediction", "confidence"])
@@ -90,9 +90,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from captcha_nb.data import load_dataset
-    from captcha_nb.engine import evaluate, select_device
-    from captcha_nb.inference import load_model
+    from captcha_nb.sources.data import load_dataset
+    from captcha_nb.core.engine import evaluate, select_device
+    from captcha_nb.serving.inference import load_model
 
     recogniser = load_model(args.checkpoint, device=select_device(args.device))
     dataset = load_dataset(args.data, max_pixels=args.max_image_pixels)
@@ -105,7 +105,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from captcha_nb.synth import DEFAULT_ALPHABET, generate
+    from captcha_nb.sources.synth import DEFAULT_ALPHABET, generate
 
     low, _, high = args.length.partition("-")
     out = generate(args.out, args.n, alphabet=args.alphabet or DEFAULT_ALPHABET, length=(int(low), int(high or low)),
@@ -116,21 +116,21 @@ def cmd_synth(args) -> int:
 
 def cmd_download(args) -> int:
     from captcha_nb import DATA_ROOT
-    from captcha_nb.download import download_dataset
+    from captcha_nb.sources.download import download_dataset
 
     print(download_dataset(Path(args.dest) if args.dest else DATA_ROOT))
     return 0
 
 
 def cmd_export(args) -> int:
-    from captcha_nb.export import export
+    from captcha_nb.serving.export import export
 
     print(export(args.checkpoint, args.format, args.out))
     return 0
 
 
 def cmd_runs(args) -> int:
-    from captcha_nb.runs import list_runs
+    from captcha_nb.views.runs import list_runs
 
     table = list_runs(Path(args.reports) if args.reports else None)
     print(table.to_string(index=False) if len(table) else "no runs yet")
@@ -138,7 +138,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from captcha_nb.runs import run_report
+    from captcha_nb.views.runs import run_report
 
     overrides = dict(kv.split("=", 1) for kv in args.param)
     run_dir = run_report(overrides, notebooks=args.notebooks, run_id=args.run_id)
@@ -149,7 +149,7 @@ def cmd_report(args) -> int:
 
 
 def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
-    from captcha_nb.data import MAX_IMAGE_PIXELS
+    from captcha_nb.sources.data import MAX_IMAGE_PIXELS
 
     parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
                         help=f"refuse pictures with more pixels than this, from their header (default: {MAX_IMAGE_PIXELS})")

@@ -5,6 +5,6 @@ The kernels nbval starts inherit this environment. The notebooks' parameters kee
 
 import os
 
-from captcha_nb.workspace import QUICK_ENV
+from captcha_nb.views.workspace import QUICK_ENV
 
 os.environ.setdefault(QUICK_ENV, "0.5")

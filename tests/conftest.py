@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from captcha_nb import synth
+from captcha_nb.sources import synth
 
 torch.set_num_threads(2)
 
@@ -19,8 +19,8 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_dir):
     """A short real training run shared by the tests that need a checkpoint."""
-    from captcha_nb.config import TrainConfig
-    from captcha_nb.engine import fit
+    from captcha_nb.core.config import TrainConfig
+    from captcha_nb.core.engine import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(run_dir), epochs=2, batch_size=8, progress=False,
@@ -37,13 +37,13 @@ def headless_matplotlib():
 
 @pytest.fixture(scope="session")
 def recogniser(trained_run):
-    from captcha_nb.inference import load_model
+    from captcha_nb.serving.inference import load_model
 
     return load_model(trained_run.run_dir / "model.pt")
 
 
 @pytest.fixture(scope="session")
 def tiny_set(tiny_dir):
-    from captcha_nb.data import load_dataset
+    from captcha_nb.sources.data import load_dataset
 
     return load_dataset(tiny_dir)

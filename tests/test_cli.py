@@ -91,7 +91,7 @@ def test_synth_writes_n_images(tmp_path, capsys):
 
 
 def test_download_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
-    from captcha_nb import download
+    from captcha_nb.sources import download
 
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     code, _, err = run(capsys, "download", "--dest", tmp_path)

@@ -11,8 +11,8 @@ import papermill
 import pytest
 
 from captcha_nb import NOTEBOOKS_DIR
-from captcha_nb.runs import NOTEBOOKS
-from captcha_nb.workspace import read_records
+from captcha_nb.views.runs import NOTEBOOKS
+from captcha_nb.views.workspace import read_records
 
 COMMON = {"data_dir", "run_dir", "seed", "figures_dir"}
 TRAINING = COMMON | {"model", "epochs", "max_minutes", "batch_size", "lr", "device"}
@@ -36,7 +36,7 @@ def test_committed_notebook_is_clean_and_parameterised(name):
 def test_training_notebook_offers_every_config_field_with_the_config_default():
     from dataclasses import fields
 
-    from captcha_nb.config import TrainConfig
+    from captcha_nb.core.config import TrainConfig
 
     accepted = papermill.inspect_notebook(str(NOTEBOOKS_DIR / "03_ctc_training.ipynb"))
     # data_dir, run_dir and progress are set by the notebook itself (progress bars are always shown there).
@@ -141,13 +141,14 @@ def test_error_analysis_and_inspector_agree_on_the_validation_images(executed):
 
 
 def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):
-    from captcha_nb import data, workspace
+    from captcha_nb.sources import data
+    from captcha_nb.views import workspace
 
     monkeypatch.delenv("CAPTCHA_DATA_DIR", raising=False)
     monkeypatch.setattr(data, "DATA_ROOT", tmp_path)
     monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
     monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
-    monkeypatch.setattr("captcha_nb.download.download_dataset", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr("captcha_nb.sources.download.download_dataset", lambda *a, **k: (_ for _ in ()).throw(
         data.DataError("offline")))
     path = workspace.data_directory(None)
     assert path == tmp_path / "synthetic" and workspace.is_synthetic(path)

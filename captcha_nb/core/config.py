@@ -1,0 +1,123 @@
+"""The one place where hyperparameters live.
+
+Every entry point (the CLI, the notebooks' papermill parameters, the benchmarks) fills a `TrainConfig` and hands it to
+`captcha_nb.core.engine.fit`. Fields left as `None` are decided from the data when training starts. Each field's `help` is
+what `python -m captcha_nb train --help` prints: the CLI options are generated from these fields, so a default is
+written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from captcha_nb.sources.data import MAX_IMAGE_PIXELS
+
+
+def option(default, help: str, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    # Where the data comes from and where the run is written.
+    data_dir: str | None = option(None, "data set directory (default: $CAPTCHA_DATA_DIR, data/captcha_images_v2, "
+                                        "then download)", cli="--data")
+    run_dir: str = option("runs/default", "new directory for model.pt, history.csv, metrics.json, split.json")
+
+    model: str = option("crnn", "a name from captcha_nb.core.model.MODELS")
+
+    # Input geometry and pixels; see geometry.py for the rules that decide them from the data.
+    img_height: int | None = option(None, "input height; default: decided from the images and labels")
+    img_width: int | None = option(None, "input width; default: decided from the images and labels")
+    ink: bool = option(True, "feed the model an ink map (colour distance from the background) instead of grey")
+    crop: bool = option(True, "crop every picture to the band where the data set's ink is")
+    max_image_pixels: int = option(MAX_IMAGE_PIXELS, "refuse pictures with more pixels than this")
+
+    # The budget. The learning rate follows the wall clock: warm-up, then cosine decay ending as max_minutes runs
+    # out, so a run always finishes on a small learning rate. An epoch cap is there for a user who wants one.
+    max_minutes: float = option(10.0, "wall-clock budget for training, in minutes")
+    epochs: int | None = option(None, "optional cap on epochs (default: none, the budget decides)")
+
+    # Optimisation.
+    batch_size: int = option(32, "images per optimisation step")
+    # Higher peaks (3e-3, 6e-3) kept CTC's flat start going for many epochs on some seeds; 1e-3 left it in 8-12.
+    lr: float = option(1e-3, "peak learning rate")
+    weight_decay: float = option(1e-4, "AdamW weight decay")
+    warmup_fraction: float = option(0.05, "share of the budget spent warming the learning rate up")
+    grad_clip: float = option(5.0, "gradient norm clip")
+    augment: bool = option(True, "random small rotations, scalings and shifts of every batch")
+    # An exponential moving average of the weights is what gets evaluated and saved: it smooths the last epochs'
+    # noise, so the checkpoint depends less on which step the budget happened to end on.
+    ema_decay: float | None = option(0.995, "decay of the weights' moving average; None to save the raw weights")
+
+    # Stopping before the budget: only once the model has converged, meaning that neither validation accuracy nor
+    # validation loss improved over this share of the budget (counted from the first correct reading, so CTC's flat
+    # start never counts as convergence).
+    patience_fraction: float = option(0.25, "stop when nothing improved over this share of the budget")
+    target_accuracy: float | None = option(None, "stop once validation reaches this accuracy (default: never)")
+
+    # The split: train / validation (model selection, stopping) / test (scored once, at the end).
+    val_fraction: float = option(0.1, "share of images for validation")
+    test_fraction: float = option(0.15, "share of images for the test score (none below 50 images)")
+    seed: int = option(0, "seeds the split, the weights and the batch order")
+    device: str = option("auto", "'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    num_threads: int | None = option(None, "torch CPU threads (default: one per core)")
+    resume: bool = option(False, "continue an interrupted run in run_dir")
+    progress: bool = option(True, "show progress bars")
+
+    def validate(self) -> "TrainConfig":
+        """Raise one clear ValueError naming the first bad parameter."""
+        from captcha_nb.core.model import MODELS
+
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r} is unknown; choose one of {sorted(MODELS)}")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise ValueError(f"epochs={self.epochs!r} must be a positive integer or None")
+        for name in ("max_minutes", "lr", "val_fraction", "test_fraction", "weight_decay", "patience_fraction",
+                     "warmup_fraction", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}={value!r} must be a number")
+        for name in ("seed", "max_image_pixels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name}={value!r} must be an integer")
+        if not self.max_minutes > 0:
+            raise ValueError(f"max_minutes={self.max_minutes!r} must be positive")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be positive")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
+        if not 0 <= self.test_fraction < 1 or self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"test_fraction={self.test_fraction!r} must be in [0, 1) and leave images to train on")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay!r} must be between 0 and 1, or None")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"target_accuracy={self.target_accuracy!r} must be in (0, 1], or None")
+        for name in ("img_height", "img_width"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 8):
+                raise ValueError(f"{name}={value!r} must be an integer of at least 8, or None to infer it")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise ValueError(f"data_dir={self.data_dir!r} is not a directory")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build a config from a dict, ignoring keys that a newer or older version may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default, for the notebooks' parameter test and the CLI."""
+    return {f.name: f.default for f in fields(TrainConfig)}

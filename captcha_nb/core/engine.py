@@ -1,0 +1,490 @@
+"""Training: one epoch, one evaluation, and `fit(config)` which runs a whole experiment into a run directory.
+
+A run directory holds model.pt (the best checkpoint), last.pt (to resume), history.csv, metrics.json and split.json.
+The headline figure in metrics.json is the test score: images that no decision (stopping, choosing the checkpoint)
+ever looked at, scored once at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from captcha_nb import project_relative
+from captcha_nb.core.augment import random_affine
+from captcha_nb.core.checkpoint import atomic_save, build_saved_model, make_payload, read_checkpoint
+from captcha_nb.core.config import TrainConfig
+from captcha_nb.core.ctc import ctc_loss, greedy_decode, min_time_steps
+from captcha_nb.sources.data import (
+    Alphabet,
+    CaptchaSet,
+    DataError,
+    Split,
+    encode_targets,
+    fingerprint_dir,
+    iterate_batches,
+    load_dataset,
+    load_split,
+    save_split,
+    split_names,
+    to_float,
+)
+from captcha_nb.sources.download import resolve_data_dir
+from captcha_nb.core.ema import WeightAverage
+from captcha_nb.sources.files import atomic_write, write_json
+from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputSpec, infer_input_spec
+from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
+from captcha_nb.core.model import build_model, count_parameters, model_spec
+from captcha_nb.core.runlock import run_lock
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds"]
+
+
+class RunExistsError(FileExistsError):
+    """The run directory already holds a finished or started run."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def learning_rate(peak: float, progress: float, warmup: float) -> float:
+    """Linear warm-up, then cosine decay to 1 % of the peak; progress runs from 0 to 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return peak * max(progress / warmup, 0.02)
+    cosine = 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
+    return peak * (0.01 + 0.99 * cosine)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: "TrainingData",
+    config: TrainConfig,
+    generator: torch.Generator,
+    schedule: Callable[[float], float],
+    average: WeightAverage | None = None,
+    deadline: float = math.inf,
+) -> float:
+    """One pass over the training images, or less if `deadline` (a perf_counter time) passes; returns the mean loss.
+
+    `schedule(fraction_of_epoch)` gives the learning rate for the next step; `average`, when given, follows every step.
+    """
+    model.train()
+    device = next(model.parameters()).device
+    images, labels = data.train_x, data.train.labels
+    batches = list(iterate_batches(len(images), config.batch_size, shuffle=True, generator=generator))
+    total, count = 0.0, 0
+    for step, rows in enumerate(tqdm(batches, desc="train", leave=False, disable=not config.progress)):
+        if time.perf_counter() >= deadline:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(step / len(batches))
+        x = to_float(images[rows].to(device))
+        if config.augment:
+            x = random_affine(x, generator)
+        targets, lengths = encode_targets([labels[i] for i in rows.tolist()], data.alphabet)
+        loss = ctc_loss(model(x), targets.to(device), lengths.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        if average is not None:
+            average.update(model)
+        total += loss.item() * len(rows)
+        count += len(rows)
+    return total / max(count, 1)
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    seq_accuracy: float
+    cer: float
+    predictions: list[str]
+    confidences: list[float]
+    truths: list[str]
+
+    def summary(self) -> dict:
+        return {"n": len(self.truths), "loss": self.loss, "seq_accuracy": self.seq_accuracy, "cer": self.cer}
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module, images: torch.Tensor, labels: Sequence[str], alphabet: Alphabet, batch_size: int = 256
+) -> Evaluation:
+    """Loss, greedy predictions, sequence accuracy and CER over a uint8 image tensor.
+
+    Labels with characters outside the alphabet cannot be read by this model: they count as errors and are left out
+    of the loss rather than crashing the evaluation.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    predictions, confidences = [], []
+    loss_sum, loss_count = 0.0, 0
+    for rows in iterate_batches(len(images), batch_size, shuffle=False):
+        logits = model(to_float(images[rows].to(device)))
+        for decoding in greedy_decode(logits.float().softmax(-1).cpu()):
+            predictions.append(alphabet.decode(decoding.classes))
+            confidences.append(decoding.confidence)
+        positions = [p for p, i in enumerate(rows.tolist()) if alphabet.can_encode(labels[i])]
+        known = [rows[p].item() for p in positions]
+        if known:
+            keep = torch.tensor(positions, device=logits.device)
+            targets, lengths = encode_targets([labels[i] for i in known], alphabet)
+            loss = ctc_loss(logits[keep], targets.to(device), lengths.to(device))
+            loss_sum += loss.item() * len(known)
+            loss_count += len(known)
+    truths = list(labels)
+    return Evaluation(
+        loss=loss_sum / loss_count if loss_count else float("nan"),
+        seq_accuracy=sequence_accuracy(predictions, truths),
+        cer=character_error_rate(predictions, truths),
+        predictions=predictions,
+        confidences=confidences,
+        truths=truths,
+    )
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(history)
+
+    atomic_write(path, write)
+
+
+@dataclass
+class EpochReport:
+    """What a callback sees after every epoch: the history row and the decoded validation predictions."""
+
+    row: dict
+    evaluation: Evaluation
+    val_names: list[str]
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    history: list[dict]
+    metrics: dict
+    stopped_because: str
+    val_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingData:
+    """Everything a run trains and is judged on, decoded once at the input size the data decided."""
+
+    train: CaptchaSet
+    val: CaptchaSet
+    test: CaptchaSet | None
+    split: dict
+    alphabet: Alphabet
+    spec: InputSpec
+    train_x: torch.Tensor
+    val_x: torch.Tensor
+
+
+@dataclass
+class Progress:
+    """Where a run is: what resume restores and what the stopping rules read."""
+
+    epoch: int = 0
+    elapsed: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_seq_accuracy": -1.0, "val_loss": math.inf})
+    plateau_seconds: float | None = None  # seconds until the first correct reading of a validation captcha
+    improved_at: float = 0.0  # seconds at the last improvement of validation accuracy or loss
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def check_run_dir(config: TrainConfig) -> Path:
+    run_dir = Path(config.run_dir)
+    if not config.resume and ((run_dir / "last.pt").exists() or (run_dir / "model.pt").exists()):
+        raise RunExistsError(f"{run_dir} already holds a run; choose a new run_dir, or resume=True to continue it")
+    return run_dir
+
+
+def make_split(config: TrainConfig, dataset: CaptchaSet, run_dir: Path, data_dir: Path) -> dict:
+    """The run's split: saved in split.json, or read back from it when resuming."""
+    split_path = run_dir / "split.json"
+    if config.resume and split_path.is_file():
+        return load_split(split_path)
+    split = split_names(dataset.names, config.val_fraction, config.seed, config.test_fraction)
+    info = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint_dir(data_dir), "seed": config.seed,
+            "val_fraction": config.val_fraction, "test_fraction": config.test_fraction}
+    save_split(split_path, split, **info)
+    return {**info, **split.to_dict()}
+
+
+def decide_input(config: TrainConfig, train: CaptchaSet) -> InputSpec:
+    """The input geometry and pixels, decided from the training images only (see geometry.py)."""
+    spec = model_spec(config.model)
+    if spec.fixed_size:
+        return InputSpec(*spec.fixed_size, channels=spec.in_channels, ink=False, time_stride=spec.time_stride)
+    sample = train.sample_images(PROFILE_SAMPLE, seed=config.seed) if config.crop else []
+    return infer_input_spec(
+        train.sizes, train.labels, sample, channels=spec.in_channels, time_stride=spec.time_stride,
+        min_time_steps=max(min_time_steps(label) for label in train.labels),
+        height=config.img_height, width=config.img_width, ink=config.ink, crop=config.crop,
+    )
+
+
+def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | None = None) -> TrainingData:
+    """Load and split the data set, decide the input, and decode the training and validation images."""
+    data_dir = resolve_data_dir(config.data_dir)
+    dataset = load_dataset(data_dir, config.max_image_pixels, config.progress)
+    split = make_split(config, dataset, run_dir, data_dir)
+    train, val = dataset.subset(split["train"]), dataset.subset(split["val"])
+    test = dataset.subset(split["test"]) if split["test"] else None
+    spec = resumed_spec or decide_input(config, train)
+    train_x, val_x = train.tensor(spec), val.tensor(spec)
+    if train.unreadable:
+        # A picture that cannot be decoded has no pixels to learn from; it was named in a warning.
+        train = train.readable()
+        train_x = train.tensor(spec)
+    if not len(train):
+        raise DataError(f"no training image of {data_dir} could be decoded")
+    alphabet = Alphabet.from_labels(train.labels + val.labels)
+    return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x)
+
+
+def restore(config: TrainConfig, run_dir: Path, model, optimizer, average, alphabet: Alphabet) -> Progress:
+    """Continue from last.pt when resuming; otherwise a fresh start."""
+    last_path = run_dir / "last.pt"
+    if not (config.resume and last_path.is_file()):
+        return Progress()
+    state = read_checkpoint(last_path)
+    if state["alphabet"] != alphabet.chars:
+        raise ValueError(f"cannot resume {run_dir}: it was trained on alphabet {state['alphabet']!r}")
+    model.load_state_dict(state["raw_weights"])
+    optimizer.load_state_dict(state["optimizer"])
+    if average is not None and state.get("average"):
+        average.load_state_dict(state["average"])
+    return Progress(**state["progress"])
+
+
+def resumed_input(config: TrainConfig, run_dir: Path) -> InputSpec | None:
+    last_path = run_dir / "last.pt"
+    if config.resume and last_path.is_file():
+        return InputSpec.from_dict(read_checkpoint(last_path)["input"])
+    return None
+
+
+def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, budget: float,
+                      epoch_fraction: float = 0.0) -> float:
+    """How far along the learning-rate schedule is, from 0 to 1.
+
+    Warm-up runs on the wall clock. Then the peak rate is held until the model first reads a validation captcha
+    right, and the cosine decay spans the rest of the budget from that moment: a style whose CTC plateau lasts half the
+    budget still leaves it at the full rate instead of at a rate that has already decayed (issue 7 measured a
+    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 54 %). With an epoch cap the schedule is
+    at least as far along as the epochs are, which also makes a capped run repeatable step for step.
+    """
+    warmup = config.warmup_fraction * budget
+    escaped = progress.plateau_seconds
+    if elapsed < warmup:
+        done = elapsed / budget
+    elif escaped is None:
+        done = config.warmup_fraction
+    else:
+        start = max(escaped, warmup)
+        decay = config.warmup_fraction + (1 - config.warmup_fraction) * (elapsed - start) / max(budget - start, 1e-9)
+        done = min(max(decay, config.warmup_fraction), 1.0)
+    if config.epochs:
+        done = max(done, (progress.epoch + epoch_fraction) / config.epochs)
+    return done
+
+
+def better(candidate: Evaluation, incumbent: dict) -> bool:
+    """Validation accuracy first, loss as the tie-break: among equally accurate models, the more certain one."""
+    return (candidate.seq_accuracy, -candidate.loss) > (incumbent["val_seq_accuracy"], -incumbent["val_loss"])
+
+
+def stop_reason(config: TrainConfig, progress: Progress, evaluation: Evaluation, budget: float) -> str | None:
+    """Why to stop after this epoch, or None to go on."""
+    if config.target_accuracy is not None and evaluation.seq_accuracy >= config.target_accuracy:
+        return "target_accuracy"
+    if progress.elapsed >= budget:
+        return "max_minutes"
+    if config.epochs is not None and progress.epoch >= config.epochs:
+        return "epochs"
+    learning = progress.plateau_seconds is not None
+    if learning and progress.elapsed - progress.improved_at >= config.patience_fraction * budget:
+        return "converged"
+    return None
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory. VmHWM is reset by exec, unlike ru_maxrss, which Linux carries over from
+    the parent that started the process (a pytest or notebook process of several GB would hide the run's own)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, 1)
+
+
+def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dict:
+    """The headline: the saved best checkpoint read on the test images, once, after every decision was made."""
+    if data.test is None:
+        return {"n_test": 0, "test_seq_accuracy": None, "test_cer": None}
+    model = build_saved_model(read_checkpoint(best_path), best_path).to(device)
+    result = evaluate(model, data.test.tensor(data.spec), data.test.labels, data.alphabet)
+    return {"n_test": len(data.test), "test_seq_accuracy": result.seq_accuracy, "test_cer": result.cer,
+            "test_loss": result.loss}
+
+
+def write_metrics(config, run_dir, data, progress, model, device, stopped_because, test) -> dict:
+    best = progress.best
+    headline = "test" if test["n_test"] else "validation"
+    metrics = {
+        "model": config.model,
+        "seed": config.seed,
+        "headline": headline,
+        "seq_accuracy": test["test_seq_accuracy"] if test["n_test"] else best["val_seq_accuracy"],
+        **test,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "val_seq_accuracy": best["val_seq_accuracy"],
+        "val_cer": best.get("val_cer"),
+        "val_loss": best["val_loss"],
+        "best_epoch": best.get("best_epoch"),
+        "best_weights": best.get("weights"),
+        "epochs_run": len(progress.history),
+        "train_seconds": progress.history[-1]["seconds"] if progress.history else 0.0,
+        "plateau_seconds": progress.plateau_seconds,
+        "stopped_because": stopped_because,
+        "parameters": count_parameters(model),
+        "input_size": [data.spec.height, data.spec.width],
+        "input": data.spec.to_dict(),
+        "alphabet": data.alphabet.chars,
+        "device": str(device),
+        "peak_memory_mb": peak_memory_mb(),
+        "data_fingerprint": data.split.get("fingerprint"),
+        "config": config.to_dict(),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def fit(config: TrainConfig, callbacks: Sequence[Callable[[EpochReport], None]] = ()) -> FitResult:
+    """Train a model as the config says, writing the run directory as it goes. See the module docstring."""
+    config.validate()
+    run_dir = check_run_dir(config)
+    with run_lock(run_dir, "train"):
+        return _fit(config, run_dir, callbacks)
+
+
+def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
+    seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = select_device(config.device)
+
+    # Build: the data, the model the data asks for, its optimiser and its weight average.
+    data = prepare_data(config, run_dir, resumed_input(config, run_dir))
+    model = build_model(config.model, data.alphabet.num_classes, data.spec.height, data.spec.width,
+                        labels=data.train.labels).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    progress = restore(config, run_dir, model, optimizer, average, data.alphabet)
+    data.train_x, data.val_x = data.train_x.to(device), data.val_x.to(device)
+
+    # Loop: the learning rate follows the wall clock, each epoch is judged on validation, the best weights are kept.
+    budget = config.max_minutes * 60
+    started = time.perf_counter() - progress.elapsed
+
+    def schedule(epoch_fraction: float) -> float:
+        elapsed = time.perf_counter() - started
+        return learning_rate(config.lr, schedule_progress(config, progress, elapsed, budget, epoch_fraction),
+                             config.warmup_fraction)
+
+    stopped_because = None
+    bar = tqdm(desc=config.model, total=round(budget), unit="s", disable=not config.progress,
+               initial=round(progress.elapsed), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+    while stopped_because is None:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + progress.epoch)
+        train_loss = train_one_epoch(model, optimizer, data, config, generator, schedule, average,
+                                     deadline=started + budget)
+        weights, net, evaluation = judge(model, average, data)
+        progress.epoch += 1
+        progress.elapsed = time.perf_counter() - started
+        row = {"epoch": progress.epoch, "train_loss": train_loss, "val_loss": evaluation.loss,
+               "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2)}
+        keep_best(run_dir, config, data, progress, row, net, evaluation)
+        write_resume_state(run_dir, model, optimizer, average, data, config, row, progress)
+        bar.n = min(round(progress.elapsed), bar.total)
+        bar.set_postfix(epoch=progress.epoch, loss=f"{train_loss:.3f}", acc=f"{evaluation.seq_accuracy:.3f}")
+        for callback in callbacks:
+            callback(EpochReport(row, evaluation, data.split["val"]))
+        stopped_because = stop_reason(config, progress, evaluation, budget)
+    bar.close()
+
+    # Write: the test score of the chosen checkpoint, then metrics.json.
+    test = score_test(data, run_dir / "model.pt", device)
+    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because, test)
+    return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])
+
+
+def judge(model: torch.nn.Module, average: WeightAverage | None, data: TrainingData):
+    """Score the raw weights and their moving average on validation; return (which, model, evaluation) of the better."""
+    candidates = [("raw", model)] + ([("average", average.module)] if average else [])
+    judged = [(name, net, evaluate(net, data.val_x, data.val.labels, data.alphabet)) for name, net in candidates]
+    return max(judged, key=lambda j: (j[2].seq_accuracy, -j[2].loss))
+
+
+def keep_best(run_dir: Path, config: TrainConfig, data: TrainingData, progress: Progress, row: dict,
+              net: torch.nn.Module, evaluation: Evaluation) -> None:
+    """Add the epoch to the history, note the first correct reading, and save model.pt when the epoch is the best."""
+    progress.history.append(row)
+    if progress.plateau_seconds is None and evaluation.seq_accuracy > 0:
+        progress.plateau_seconds = row["seconds"]
+    if better(evaluation, progress.best):
+        progress.best = {**row, "best_epoch": progress.epoch}
+        progress.improved_at = progress.elapsed
+        atomic_save(make_payload(net, config.model, data.alphabet, data.spec, config.to_dict(), progress.best),
+                    run_dir / "model.pt")
+
+
+def write_resume_state(run_dir, model, optimizer, average, data, config, row, progress) -> None:
+    """last.pt (everything --resume needs) and history.csv, after every epoch."""
+    state = make_payload(model, config.model, data.alphabet, data.spec, config.to_dict(), row)
+    state.update(raw_weights=state["state_dict"], optimizer=optimizer.state_dict(),
+                 average=average.state_dict() if average else None, progress=progress.to_dict())
+    atomic_save(state, run_dir / "last.pt")
+    write_history(run_dir / "history.csv", progress.history)

@@ -1,0 +1,130 @@
+"""Figures for the notebooks and reports. Every function returns a matplotlib Figure and draws nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from captcha_nb.sources.data import Alphabet
+
+
+def save(figure: plt.Figure, directory: str | Path | None, name: str) -> Path | None:
+    """Save a figure as PNG into directory (when one is given) and return its path."""
+    if not directory:
+        return None
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def image_grid(images: Sequence[Image.Image], titles: Sequence[str], ncols: int = 4,
+               colors: Sequence[str] | None = None) -> plt.Figure:
+    """Images with a title each; colors (e.g. green / red for right / wrong) tint the titles."""
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    figure, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 1.2 * nrows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, title) in enumerate(zip(images, titles)):
+        ax = axes.flat[i]
+        ax.imshow(image, cmap="gray" if image.mode == "L" else None)
+        ax.set_title(title, fontsize=10, family="monospace", color=colors[i] if colors else "black")
+    figure.tight_layout()
+    return figure
+
+
+def bar_chart(series: pd.Series, title: str, xlabel: str = "", ylabel: str = "") -> plt.Figure:
+    figure, ax = plt.subplots(figsize=(max(4, 0.35 * len(series) + 2), 3))
+    ax.bar([str(i) for i in series.index], series.values, color="tab:blue")
+    ax.set(title=title, xlabel=xlabel or series.index.name or "", ylabel=ylabel or series.name or "")
+    figure.tight_layout()
+    return figure
+
+
+def heatmap(table: pd.DataFrame, title: str, fmt: str = "d", cmap: str = "Blues", log: bool = False) -> plt.Figure:
+    """A labelled heatmap of a table, with the value written in each non-zero cell."""
+    values = table.to_numpy(dtype=float)
+    figure, ax = plt.subplots(figsize=(0.45 * values.shape[1] + 2.5, 0.4 * values.shape[0] + 1.5))
+    shown = np.log1p(values) if log else values
+    ax.imshow(shown, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
+    ax.set(title=title, xlabel=table.columns.name or "", ylabel=table.index.name or "")
+    top = shown.max() if shown.size else 0
+    for (r, c), value in np.ndenumerate(values):
+        if value:
+            text = format(int(value), fmt) if fmt == "d" else format(value, fmt)
+            ax.text(c, r, text, ha="center", va="center", fontsize=7,
+                    color="white" if shown[r, c] > 0.6 * top else "black")
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(history: pd.DataFrame) -> plt.Figure:
+    """Loss, sequence accuracy and CER per epoch, with wall-clock seconds on a second axis label."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.3))
+    axes[0].plot(history["epoch"], history["train_loss"], label="train")
+    axes[0].plot(history["epoch"], history["val_loss"], label="validation")
+    axes[0].set(title="CTC loss", xlabel="epoch", yscale="log")
+    axes[0].legend()
+    axes[1].plot(history["epoch"], history["val_seq_accuracy"], color="tab:green")
+    axes[1].set(title="validation sequence accuracy", xlabel="epoch", ylim=(0, 1.02))
+    axes[2].plot(history["epoch"], history["val_cer"], color="tab:red")
+    axes[2].set(title="validation character error rate", xlabel="epoch", ylim=(0, None))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Validation sequence accuracy against wall-clock seconds, one line per run (e.g. per model and seed)."""
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for name, history in curves.items():
+        ax.plot(history["seconds"], history["val_seq_accuracy"], label=name)
+    for level in (0.9, 0.95, 0.98, 0.99):
+        ax.axhline(level, color="gray", lw=0.5, ls=":")
+    ax.set(xlabel="training wall time (s)", ylabel="validation sequence accuracy", ylim=(0, 1.01))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def coverage_curve(table: pd.DataFrame) -> plt.Figure:
+    figure, ax = plt.subplots(figsize=(5, 3.3))
+    ax.plot(table["coverage"], table["accuracy"], marker="o")
+    ax.set(title="accuracy when low-confidence readings are rejected", xlabel="coverage (share of images kept)",
+           ylabel="sequence accuracy of kept", xlim=(1.02, 0))
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def alignment(image: Image.Image, probs: np.ndarray, alphabet: Alphabet, title: str = "") -> plt.Figure:
+    """The image above its per-time-step class probabilities, on the same horizontal axis.
+
+    Each column of the heatmap is one time step; a bright cell in a character's row is where CTC emits it, the
+    blank row ('-') fills the steps in between.
+    """
+    steps = probs.shape[0]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.2), gridspec_kw={"height_ratios": [1, 1.6]})
+    top.imshow(image, cmap="gray" if image.mode == "L" else None, extent=(0, steps, 0, steps * image.height / image.width))
+    top.set_title(title, family="monospace")
+    top.axis("off")
+    classes = probs.argmax(axis=1)
+    rows = sorted(set(classes.tolist()) | {0})
+    labels = ["-" if c == 0 else alphabet.chars[c - 1] for c in rows]
+    bottom.imshow(probs[:, rows].T, aspect="auto", cmap="magma", vmin=0, vmax=1, extent=(0, steps, len(rows), 0))
+    bottom.set_yticks(np.arange(len(rows)) + 0.5, labels, family="monospace")
+    bottom.set_xlabel("time step")
+    for t, c in enumerate(classes):
+        if c != 0 and (t == 0 or classes[t - 1] != c):
+            top.axvline(t + 0.5, color="tab:cyan", lw=1, alpha=0.7)
+    figure.tight_layout()
+    return figure

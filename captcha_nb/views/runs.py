@@ -1,0 +1,192 @@
+"""Reports: run the numbered notebooks with papermill into reports/<run-id>/, and list the runs side by side.
+
+A report folder holds the executed notebooks, figures/ as PNG, the checkpoint and run files of notebook 03
+(model.pt, history.csv, metrics.json, split.json) and params.json: parameters, seed, package versions, git commit
+and a fingerprint of the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from captcha_nb import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__, project_relative
+from captcha_nb.sources.data import fingerprint_dir
+from captcha_nb.sources.files import write_json
+from captcha_nb.core.runlock import run_lock
+from captcha_nb.views.workspace import data_or_synthetic
+
+NOTEBOOKS = [
+    "01_data_exploration.ipynb",
+    "02_model_building.ipynb",
+    "03_ctc_training.ipynb",
+    "04_error_analysis.ipynb",
+    "05_prediction_inspector.ipynb",
+]
+
+
+PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir")
+
+
+def parse_value(text: str):
+    """Type a NAME=VALUE parameter the way papermill's -p does: int, float, bool, None, else string."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "captcha_nb", "notebooks"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "captcha_nb": __version__}
+    for name in ("torch", "numpy", "pillow", "captcha", "papermill", "ipywidgets"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def new_report_dir(run_id: str | None, reports_dir: Path) -> Path:
+    """Create reports/<run-id>/; an existing run is never reused or overwritten."""
+    if run_id:
+        path = reports_dir / run_id
+        if path.exists():
+            raise FileExistsError(f"report {path} already exists; choose another --run-id")
+        path.mkdir(parents=True)
+        return path
+    # Date and time, then a counter, so two reports started in the same second still get folders of their own;
+    # mkdir without exist_ok is what makes the claim atomic.
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = reports_dir / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free report id for {stamp} in {reports_dir}")
+
+
+def write_params(path: Path, params: dict) -> None:
+    write_json(path, params)
+
+
+def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | None = None,
+               run_id: str | None = None, reports_dir: Path = REPORTS_DIR) -> Path:
+    """Execute the notebooks in order with papermill into a new report folder; return that folder."""
+    parameters = {name: parse_value(value) for name, value in (overrides or {}).items()}
+    data_dir, synthetic = data_or_synthetic(parameters.pop("data_dir", None))
+    report_dir = new_report_dir(run_id, reports_dir)
+    parameters.update(data_dir=str(data_dir), run_dir=str(report_dir), figures_dir=str(report_dir / "figures"))
+    record = {
+        "run_id": report_dir.name,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+        # Paths relative to the project, so a committed report names no machine's folders.
+        "parameters": {k: project_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items()},
+        "seed": parameters.get("seed", 0),
+        "synthetic_data": synthetic,
+        "data_dir": project_relative(data_dir),
+        "data_fingerprint": fingerprint_dir(data_dir),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "machine": f"{platform.machine()}, {platform.system()}",
+        "notebooks": [],
+    }
+    with run_lock(report_dir, "report"):
+        execute_notebooks(report_dir, record, parameters, notebooks or NOTEBOOKS)
+    return report_dir
+
+
+def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebooks: list[str]) -> None:
+    """Run the notebooks in order into the report folder, keeping params.json's status up to date."""
+    import papermill
+
+    write_params(report_dir / "params.json", record)
+    for name in notebooks:
+        source = NOTEBOOKS_DIR / name
+        if not source.is_file():
+            raise FileNotFoundError(f"notebook {source} does not exist; choose from {NOTEBOOKS}")
+        accepted = papermill.inspect_notebook(str(source))
+        try:
+            papermill.execute_notebook(
+                str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR),
+                parameters={k: v for k, v in parameters.items() if k in accepted},
+            )
+        except Exception:
+            record["status"] = f"failed in {name}"
+            write_params(report_dir / "params.json", record)
+            raise
+        record["notebooks"].append(name)
+        write_params(report_dir / "params.json", record)
+    record["status"] = "finished"
+    record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+    write_params(report_dir / "params.json", record)
+
+
+def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:
+    """One row per report: its parameters beside its final metrics, newest first."""
+    reports_dir = reports_dir or REPORTS_DIR
+    rows = []
+    for params_path in sorted(reports_dir.glob("*/params.json")):
+        params = json.loads(params_path.read_text())
+        metrics_path = params_path.parent / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        # Parameters left at the notebook's defaults are not in params.json; the run's own config has them all.
+        given = {**metrics.get("config", {}), **params.get("parameters", {})}
+        rows.append({
+            "run_id": params.get("run_id", params_path.parent.name),
+            "created": params.get("created", ""),
+            "status": params.get("status", ""),
+            "model": given.get("model", metrics.get("model", "crnn")),
+            "seed": params.get("seed"),
+            "epochs": given.get("epochs", ""),
+            "max_minutes": given.get("max_minutes", ""),
+            "synthetic": params.get("synthetic_data", False),
+            "data": params.get("data_fingerprint", ""),
+            "test_seq_accuracy": metrics.get("test_seq_accuracy"),
+            "test_cer": metrics.get("test_cer"),
+            "val_seq_accuracy": metrics.get("val_seq_accuracy"),
+            "val_cer": metrics.get("val_cer"),
+            "plateau_seconds": metrics.get("plateau_seconds"),
+            "best_epoch": metrics.get("best_epoch"),
+            "train_seconds": metrics.get("train_seconds"),
+        })
+    # The test score is the headline; the validation score, which chose the checkpoint, stands beside it.
+    columns = ["run_id", "created", "status", "model", "seed", "epochs", "max_minutes", "synthetic", "data",
+               "test_seq_accuracy", "test_cer", "val_seq_accuracy", "val_cer", "plateau_seconds", "best_epoch",
+               "train_seconds"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("created", ascending=False, ignore_index=True)
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Put `section` (starting with the `## heading` line) into a markdown file, replacing that heading's old section
+    and keeping every other one: the benchmark scripts each own one section of reports/BENCHMARKS.md."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    before, found, after = text.partition(heading)
+    rest = ""
+    if found and "\n## " in after:
+        rest = "\n\n## " + after.split("\n## ", 1)[1].strip() + "\n"
+    path.write_text(before.rstrip() + "\n\n" + section.strip() + "\n" + rest)

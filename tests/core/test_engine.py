@@ -1,0 +1,251 @@
+import csv
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from captcha_nb.sources import synth
+from captcha_nb.core.config import TrainConfig
+from captcha_nb.sources.data import Alphabet
+from captcha_nb.core.engine import (
+    HISTORY_COLUMNS,
+    RunExistsError,
+    TrainingData,
+    evaluate,
+    fit,
+    learning_rate,
+    select_device,
+    train_one_epoch,
+)
+from captcha_nb.sources.geometry import InputSpec
+from captcha_nb.core.model import build_model
+
+
+def test_fit_writes_the_run_directory(trained_run):
+    run_dir = trained_run.run_dir
+    for name in ["model.pt", "last.pt", "history.csv", "metrics.json", "split.json"]:
+        assert (run_dir / name).is_file(), name
+    with open(run_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and list(rows[0]) == HISTORY_COLUMNS
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["n_train"] == 30 and metrics["n_val"] == 10
+    assert 0 <= metrics["val_seq_accuracy"] <= 1 and metrics["epochs_run"] == 2
+    split = json.loads((run_dir / "split.json").read_text())
+    assert sorted(split["val"]) == sorted(trained_run.val_names)
+    assert not set(split["train"]) & set(split["val"])
+
+
+def test_a_second_run_never_overwrites_the_first(trained_run):
+    before = (trained_run.run_dir / "model.pt").read_bytes()
+    config = TrainConfig(data_dir=json.loads((trained_run.run_dir / "split.json").read_text())["data_dir"],
+                         run_dir=str(trained_run.run_dir), epochs=1, progress=False)
+    with pytest.raises(RunExistsError):
+        fit(config)
+    assert (trained_run.run_dir / "model.pt").read_bytes() == before
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path, tiny_dir):
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "r"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    fit(config)
+    split_before = (tmp_path / "r" / "split.json").read_text()
+    config.epochs, config.resume = 3, True
+    result = fit(config)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert (tmp_path / "r" / "split.json").read_text() == split_before
+
+
+def test_training_reduces_the_loss_on_a_tiny_set(tiny_dir):
+    from captcha_nb.sources.data import load_dataset
+
+    torch.manual_seed(0)
+    dataset = load_dataset(tiny_dir)
+    alphabet = Alphabet.from_labels(dataset.labels)
+    spec = InputSpec(32, 96)
+    images = dataset.tensor(spec)
+    data = TrainingData(dataset, dataset, None, {}, alphabet, spec, images, images)
+    model = build_model("crnn", alphabet.num_classes, 32, 96)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    before = evaluate(model, images, dataset.labels, alphabet).loss
+    generator = torch.Generator().manual_seed(0)
+    config = TrainConfig(batch_size=8, progress=False)
+    for _ in range(4):
+        train_one_epoch(model, optimizer, data, config, generator, schedule=lambda fraction: 3e-3)
+    assert evaluate(model, images, dataset.labels, alphabet).loss < before
+
+
+def test_unknown_characters_are_errors_not_crashes(tiny_dir):
+    from captcha_nb.sources.data import load_dataset
+
+    dataset = load_dataset(tiny_dir)
+    alphabet = Alphabet.from_labels(dataset.labels)
+    model = build_model("crnn", alphabet.num_classes, 32, 96)
+    labels = list(dataset.labels)
+    labels[0] = "ZZZZ"
+    result = evaluate(model, dataset.tensor(InputSpec(32, 96)), labels, alphabet)
+    assert result.predictions[0] != "ZZZZ"
+    assert math.isfinite(result.loss) and len(result.predictions) == len(labels)
+
+
+def test_early_stopping_waits_for_the_first_correct_reading(tmp_path, tiny_dir):
+    # With no patience at all and a model that never reads a captcha in 3 epochs, the run must not stop early:
+    # CTC's flat start is not convergence.
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "p"), epochs=3, batch_size=8,
+                         progress=False, patience_fraction=0.0, lr=1e-5, val_fraction=0.25)
+    result = fit(config)
+    assert result.metrics["val_seq_accuracy"] == 0
+    assert result.stopped_because == "epochs" and len(result.history) == 3
+
+
+def test_wall_clock_budget_stops_the_run(tmp_path, tiny_dir):
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "t"), batch_size=8,
+                         progress=False, max_minutes=0.0001, val_fraction=0.25)
+    result = fit(config)
+    assert result.stopped_because == "max_minutes" and len(result.history) == 1
+    # The budget is checked between batches too, so a large epoch cannot overrun it by much.
+    assert result.history[0]["seconds"] < 5
+
+
+def test_callbacks_see_decoded_predictions(tmp_path, tiny_dir):
+    seen = []
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "c"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    fit(config, callbacks=[seen.append])
+    (report,) = seen
+    assert report.row["epoch"] == 1
+    assert len(report.evaluation.predictions) == len(report.val_names) == 10
+
+
+def test_same_seed_same_result(tmp_path, tiny_dir):
+    results = []
+    for name in ["a", "b"]:
+        config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / name), epochs=1, batch_size=8,
+                             progress=False, val_fraction=0.25, seed=4)
+        results.append(fit(config).history[0]["train_loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-5)
+
+
+def test_labels_too_long_for_the_width_fail_before_training(tmp_path):
+    synth.generate(tmp_path / "long", 6, alphabet="ab", length=(8, 8), size=(60, 40), seed=0)
+    config = TrainConfig(data_dir=str(tmp_path / "long"), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                         val_fraction=0.34, img_width=16)
+    with pytest.raises(ValueError, match="time steps"):
+        fit(config)
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_inferred_width_is_widened_to_fit_long_labels(tmp_path):
+    # 8 characters in a square image: the aspect ratio alone would give 8 time steps, too few for doubled letters.
+    synth.generate(tmp_path / "square", 6, alphabet="ab", length=(8, 8), size=(40, 40), seed=0)
+    config = TrainConfig(data_dir=str(tmp_path / "square"), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                         val_fraction=0.34)
+    height, width = fit(config).metrics["input_size"]
+    assert width // 4 >= 9
+
+
+def test_learning_rate_warms_up_then_decays():
+    assert learning_rate(1.0, 0.0, 0.1) < learning_rate(1.0, 0.05, 0.1) < learning_rate(1.0, 0.1, 0.1) == 1.0
+    assert learning_rate(1.0, 1.0, 0.1) == pytest.approx(0.01)
+
+
+def test_auto_device_falls_back_to_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert select_device("auto") == torch.device("cpu")
+    assert select_device("cpu") == torch.device("cpu")
+
+
+def test_show_predictions_prints_truth_beside_prediction(tmp_path, tiny_dir, capsys):
+    from captcha_nb.core.callbacks import ShowPredictions
+
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "s"), epochs=1, batch_size=8,
+                         progress=False, val_fraction=0.25)
+    result = fit(config, callbacks=[ShowPredictions(n=3)])
+    out = capsys.readouterr().out
+    assert "epoch   1" in out and out.count("→") == 3
+    assert result.val_names[0] in [p.name for p in tiny_dir.iterdir()]
+
+
+def test_no_epoch_cap_by_default_and_the_schedule_follows_the_clock():
+    config = TrainConfig()
+    assert config.epochs is None and config.target_accuracy is None
+    assert learning_rate(1e-3, 0.5, 0.05) < 1e-3 and learning_rate(1e-3, 1.0, 0.05) == pytest.approx(1e-5)
+
+
+def test_three_way_split_scores_the_test_images_once_at_the_end(tmp_path):
+    synth.generate(tmp_path / "d", 400, alphabet="abcd23", length=4, size=(64, 24), seed=5)
+    config = TrainConfig(data_dir=str(tmp_path / "d"), run_dir=str(tmp_path / "r"), epochs=1, batch_size=16,
+                         progress=False)
+    metrics = fit(config).metrics
+    split = json.loads((tmp_path / "r" / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (300, 40, 60)
+    assert metrics["headline"] == "test" and metrics["n_test"] == 60
+    assert metrics["seq_accuracy"] == metrics["test_seq_accuracy"] and 0 <= metrics["test_cer"]
+    for key in ("plateau_seconds", "peak_memory_mb", "input", "best_weights"):
+        assert key in metrics
+    assert not os.path.isabs(split["data_dir"])  # committed run files carry no machine's absolute path
+
+
+def test_the_best_checkpoint_prefers_accuracy_then_loss():
+    from captcha_nb.core.engine import Evaluation, better
+
+    def ev(acc, loss):
+        return Evaluation(loss, acc, 0.0, [], [], [])
+
+    incumbent = {"val_seq_accuracy": 0.9, "val_loss": 0.5}
+    assert better(ev(0.95, 0.9), incumbent) and better(ev(0.9, 0.4), incumbent)
+    assert not better(ev(0.9, 0.6), incumbent) and not better(ev(0.85, 0.1), incumbent)
+
+
+def test_convergence_stops_a_run_only_after_it_has_started_reading():
+    from captcha_nb.core.engine import Evaluation, Progress, stop_reason
+
+    config = TrainConfig(patience_fraction=0.25)
+    evaluation = Evaluation(1.0, 0.5, 0.1, [], [], [])
+    flat = Progress(epoch=5, elapsed=50.0, plateau_seconds=None, improved_at=0.0)
+    assert stop_reason(config, flat, evaluation, budget=100.0) is None
+    learning = Progress(epoch=5, elapsed=50.0, plateau_seconds=10.0, improved_at=20.0)
+    assert stop_reason(config, learning, evaluation, budget=100.0) == "converged"
+    learning.improved_at = 40.0
+    assert stop_reason(config, learning, evaluation, budget=100.0) is None
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny_dir):
+    import subprocess
+    import sys
+
+    from captcha_nb.core.runlock import RunLockedError, run_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from captcha_nb.core.runlock import run_lock\n"
+        f"with run_lock({str(tmp_path / 'r')!r}):\n    print('locked', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
+                             val_fraction=0.25)
+        with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+            fit(config)
+        assert not (tmp_path / "r" / "model.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder was killed without releasing the lock: a stale lock is taken over.
+    with run_lock(tmp_path / "r"):
+        pass
+
+
+def test_the_peak_rate_is_held_through_the_plateau_then_decays_over_what_is_left():
+    from captcha_nb.core.engine import Progress, schedule_progress
+
+    config = TrainConfig(warmup_fraction=0.1)
+    flat = Progress(plateau_seconds=None)
+    assert schedule_progress(config, flat, elapsed=5.0, budget=100.0) == pytest.approx(0.05)  # warming up
+    assert schedule_progress(config, flat, elapsed=60.0, budget=100.0) == pytest.approx(0.1)  # held at the peak
+    escaped = Progress(plateau_seconds=60.0)
+    assert schedule_progress(config, escaped, elapsed=60.0, budget=100.0) == pytest.approx(0.1)
+    assert schedule_progress(config, escaped, elapsed=80.0, budget=100.0) == pytest.approx(0.55)
+    assert schedule_progress(config, escaped, elapsed=100.0, budget=100.0) == pytest.approx(1.0)

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from captcha_nb.sources import synth
+from captcha_nb.sources.data import load_dataset
+from captcha_nb.sources.geometry import InputSpec, infer_input_spec, ink_map, to_input
+
+
+def labels(length: int, n: int = 3) -> list[str]:
+    return ["x" * length] * n
+
+
+@pytest.mark.parametrize(
+    "size,length,expected",
+    [
+        ((200, 50), 5, (32, 128)),  # captcha_images_v2: the size that trains to 100 % stays as it was
+        ((72, 24), 4, (32, 96)),  # tiny images are enlarged, not left with 8 pixels per character
+        ((90, 30), 4, (32, 96)),
+    ],
+)
+def test_ordinary_captchas_keep_their_aspect_ratio_at_32_rows(size, length, expected):
+    spec = infer_input_spec([size] * 3, labels(length))
+    assert (spec.height, spec.width) == expected and spec.crop is None
+
+
+def test_dense_captchas_get_more_rows_so_each_character_keeps_its_width():
+    spec = infer_input_spec([(200, 80)] * 3, labels(6))  # 6 characters in 200x80: 32 rows would leave 13 px each
+    assert spec.height > 32 and spec.width / 6 >= 20
+
+
+def test_very_wide_captchas_are_narrowed_to_a_sensible_sequence():
+    spec = infer_input_spec([(780, 80)] * 3, labels(6))
+    assert spec.width <= 48 * 6 and spec.height == 32
+
+
+def test_explicit_sizes_win_and_long_labels_widen_the_input():
+    spec = infer_input_spec([(200, 50)], labels(5), height=48, width=200)
+    assert (spec.height, spec.width) == (48, 200)
+    spec = infer_input_spec([(50, 50)], labels(2), min_time_steps=40)
+    assert spec.time_steps >= 40
+
+
+def test_text_in_a_strip_of_a_tall_canvas_is_cropped_to_the_strip(tmp_path):
+    synth.generate(tmp_path, 24, alphabet="abcd23", length=5, size=(200, 50), seed=2, look="tall")
+    dataset = load_dataset(tmp_path)
+    spec = infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(24))
+    left, top, right, bottom = spec.crop
+    # The captcha sits at 34 % to 63 % of the canvas height, give or take its jitter.
+    assert 0.15 < top < 0.34 and 0.63 < bottom < 0.85 and (left, right) == (0.0, 1.0)
+    assert spec.width / 5 >= 20
+
+
+def test_ordinary_captchas_are_not_cropped(tiny_dir):
+    dataset = load_dataset(tiny_dir)
+    assert infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(40)).crop is None
+
+
+def draw_text(background, ink) -> Image.Image:
+    image = Image.new("RGB", (60, 20), background)
+    ImageDraw.Draw(image).rectangle((10, 5, 30, 14), fill=ink)
+    return image
+
+
+@pytest.mark.parametrize("background,ink", [((255, 255, 255), (0, 0, 0)), ((20, 25, 30), (230, 230, 200)),
+                                            ((255, 255, 255), (215, 190, 225))])
+def test_ink_map_draws_any_text_dark_on_white(background, ink):
+    # Black on white, light text on a dark background, and a pale lilac on white all become dark ink on white paper.
+    array = ink_map(np.asarray(draw_text(background, ink)))
+    assert array[0, 0] == 255 and array[10, 20] < 32
+
+
+def test_to_input_gives_the_model_shape_with_or_without_the_ink_map():
+    image = draw_text((255, 255, 255), (0, 0, 0))
+    assert to_input(image, InputSpec(16, 48)).shape == (1, 16, 48)
+    assert to_input(image, InputSpec(16, 48, ink=False)).shape == (1, 16, 48)
+    assert to_input(image, InputSpec(16, 48, channels=3, ink=False)).shape == (3, 16, 48)
+    assert to_input(image, InputSpec(16, 48, crop=(0.1, 0.2, 0.6, 0.8))).shape == (1, 16, 48)
+
+
+def test_spec_round_trips_through_a_dict():
+    spec = InputSpec(40, 160, crop=(0.0, 0.2, 1.0, 0.7))
+    assert InputSpec.from_dict(spec.to_dict()) == spec

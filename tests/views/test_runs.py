@@ -1,0 +1,105 @@
+import json
+
+import pytest
+
+from captcha_nb.views import runs
+
+
+@pytest.fixture
+def fake_papermill(monkeypatch):
+    """Record notebook executions instead of running kernels; write the files notebook 03 would."""
+    import papermill
+
+    calls = []
+
+    def execute(source, target, parameters, **kwargs):
+        calls.append((source, parameters))
+        with open(target, "w") as f:
+            f.write("{}")
+        if "03_" in source:
+            with open(f"{parameters['run_dir']}/metrics.json", "w") as f:
+                json.dump({"val_seq_accuracy": 0.5, "val_cer": 0.1, "best_epoch": 2, "train_seconds": 9.0}, f)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    return calls
+
+
+def test_report_runs_every_notebook_in_order_into_a_new_folder(tmp_path, tiny_dir, fake_papermill):
+    report = runs.run_report({"data_dir": str(tiny_dir), "epochs": "3", "lr": "0.01"}, run_id="r1",
+                             reports_dir=tmp_path)
+    assert [source.rsplit("/", 1)[1] for source, _ in fake_papermill] == runs.NOTEBOOKS
+    parameters_03 = fake_papermill[2][1]
+    assert parameters_03["epochs"] == 3 and parameters_03["lr"] == 0.01 and parameters_03["run_dir"] == str(report)
+    assert "epochs" not in fake_papermill[0][1]  # only parameters a notebook declares are passed to it
+    params = json.loads((report / "params.json").read_text())
+    assert params["status"] == "finished" and params["synthetic_data"] is False
+    assert params["versions"]["torch"] and params["git_commit"] and len(params["data_fingerprint"]) == 16
+    with pytest.raises(FileExistsError):
+        runs.run_report({"data_dir": str(tiny_dir)}, run_id="r1", reports_dir=tmp_path)
+
+
+def test_without_data_the_report_runs_on_marked_synthetic_data(tmp_path, monkeypatch, fake_papermill):
+    from captcha_nb.sources.data import DataError
+
+    def unavailable(data_dir=None, download=True):
+        raise DataError("offline")
+
+    from captcha_nb import project_relative
+    from captcha_nb.views import workspace
+
+    monkeypatch.setattr(workspace, "resolve_data_dir", unavailable)
+    monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
+    monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
+    report = runs.run_report({}, run_id="offline", reports_dir=tmp_path / "reports")
+    params = json.loads((report / "params.json").read_text())
+    assert params["synthetic_data"] is True and params["data_dir"] == project_relative(tmp_path / "synthetic")
+
+
+def test_reports_started_in_the_same_second_get_their_own_folders(tmp_path):
+    folders = {runs.new_report_dir(None, tmp_path) for _ in range(3)}
+    assert len(folders) == 3 and all(f.is_dir() for f in folders)
+
+
+def test_list_runs_puts_parameters_beside_metrics_newest_first(tmp_path, tiny_dir, fake_papermill):
+    runs.run_report({"data_dir": str(tiny_dir), "epochs": "3"}, run_id="first", reports_dir=tmp_path)
+    second = runs.run_report({"data_dir": str(tiny_dir), "epochs": "5"}, run_id="second", reports_dir=tmp_path)
+    params = json.loads((second / "params.json").read_text())
+    params["created"] = "2999-01-01T00:00:00"
+    (second / "params.json").write_text(json.dumps(params))
+    table = runs.list_runs(tmp_path)
+    assert table["run_id"].tolist() == ["second", "first"]
+    assert table["epochs"].tolist() == [5, 3] and table["val_seq_accuracy"].tolist() == [0.5, 0.5]
+
+
+def test_parse_value_types_like_papermill():
+    assert runs.parse_value("3") == 3 and runs.parse_value("0.5") == 0.5
+    assert runs.parse_value("True") is True and runs.parse_value("None") is None
+    assert runs.parse_value("crnn") == "crnn"
+
+
+def test_a_report_holds_its_folder_and_lets_its_own_notebooks_train_there(tmp_path, tiny_dir, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from captcha_nb.core.runlock import LOCK_NAME, TOKEN_ENV, run_lock
+
+    seen = []
+
+    def notebook_process(*args, parameters=None, **kwargs):
+        # What a kernel started by the report sees: the folder is locked, yet training into it is allowed.
+        assert (tmp_path / "r1" / LOCK_NAME).is_file()
+        with run_lock(parameters["run_dir"]):
+            seen.append(parameters["run_dir"])
+
+    monkeypatch.setattr("papermill.execute_notebook", notebook_process)
+    monkeypatch.setattr("papermill.inspect_notebook", lambda path: {"data_dir": {}, "run_dir": {}})
+    report = runs.run_report({"data_dir": str(tiny_dir)}, notebooks=["03_ctc_training.ipynb"], run_id="r1",
+                             reports_dir=tmp_path)
+    assert seen == [str(report)] and not (report / LOCK_NAME).exists()
+    # While a report runs, a writer from outside its process tree is refused.
+    with run_lock(report, "report"):
+        outsider = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        other = subprocess.run([sys.executable, "-c", f"from captcha_nb.core.runlock import run_lock\n"
+                                f"with run_lock({str(report)!r}): pass"], capture_output=True, text=True, env=outsider)
+        assert other.returncode != 0 and "RunLockedError" in other.stderr

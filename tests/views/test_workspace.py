@@ -1,0 +1,42 @@
+import os
+
+import pytest
+
+from captcha_nb.sources import synth
+from captcha_nb.views import workspace
+from captcha_nb.views.workspace import ParameterError
+
+
+def test_parameters_are_type_checked():
+    with pytest.raises(ParameterError, match="seed='1'"):
+        workspace.check_seed("1")
+    with pytest.raises(ParameterError, match="data_dir=3"):
+        workspace.data_directory(3)
+    with pytest.raises(ParameterError, match="data_dir='/nope'"):
+        workspace.data_directory("/nope")
+
+
+def test_missing_checkpoint_says_to_run_notebook_03(tmp_path):
+    with pytest.raises(FileNotFoundError, match="03_ctc_training"):
+        workspace.trained_run(str(tmp_path))
+
+
+def test_latest_run_is_the_newest_checkpoint(tmp_path):
+    for name, when in [("old", 1_000), ("new", 2_000)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.pt").write_bytes(b"x")
+        os.utime(tmp_path / name / "model.pt", (when, when))
+    assert workspace.latest_run((tmp_path,)) == tmp_path / "new"
+    assert workspace.latest_run((tmp_path / "none",)) is None
+
+
+def test_synthetic_data_is_marked(tmp_path):
+    synth.generate(tmp_path, 2)
+    assert workspace.is_synthetic(tmp_path) and "SYNTHETIC" in workspace.describe_data(tmp_path)
+    assert not workspace.is_synthetic(tmp_path / "elsewhere")
+
+
+def test_held_out_returns_the_runs_validation_files(trained_run):
+    recogniser, val_set, split = workspace.held_out(trained_run.run_dir)
+    assert val_set.names == split["val"] and len(val_set) == 10
+    assert recogniser.alphabet.chars == "23abcd"
