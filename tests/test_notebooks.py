@@ -141,11 +141,11 @@ def test_error_analysis_and_inspector_agree_on_the_validation_images(executed):
 
 
 def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):
-    from captcha_nb.sources import data
+    from captcha_nb.sources import data, download
     from captcha_nb.views import workspace
 
     monkeypatch.delenv("CAPTCHA_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "DATA_ROOT", tmp_path)
+    monkeypatch.setattr(download, "DATA_ROOT", tmp_path)
     monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
     monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
     monkeypatch.setattr("captcha_nb.sources.download.download_dataset", lambda *a, **k: (_ for _ in ()).throw(
