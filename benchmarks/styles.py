@@ -9,6 +9,9 @@ Each training runs in its own process with exactly the user's command (`python -
     python benchmarks/styles.py --data DIR --minutes 3 --seeds 0 --workers 2           # two runs at a time
     python benchmarks/styles.py --quick                                                # two tiny synthetic styles
 
+Run again with the same --out, it keeps the runs that finished (their folder holds metrics.json) and trains the rest,
+so an interrupted benchmark resumes and a disturbed run is redone by deleting its folder.
+
 Writes reports/benchmarks/styles-<date>/{results.json,results.md,plot.png}; --publish also puts the table in
 reports/BENCHMARKS.md. Times to 90/95/99 % are training seconds at the end of the first epoch whose *validation*
 accuracy reached the level (the test split is only scored once); plateau seconds are those until the first correct
@@ -22,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -73,10 +77,13 @@ def run_one(style: str, train: Path, test: Path | None, seed: int, minutes: floa
         command += ["--test-fraction", "0"]  # the style's own test folder is the test split
     if threads:
         command += ["--num-threads", str(threads)]
-    with open(log, "w") as f:
-        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        return {"style": style, "seed": seed, "status": f"failed (exit {done.returncode}, see {log.name})"}
+    if not (run_dir / "metrics.json").is_file():  # a run that finished earlier is scored again, not retrained
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # half-written by an interrupted benchmark
+        with open(log, "w") as f:
+            done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            return {"style": style, "seed": seed, "status": f"failed (exit {done.returncode}, see {log.name})"}
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     if test is not None:
         scored = subprocess.run([sys.executable, "-m", "captcha_nb", "evaluate", "--checkpoint",
