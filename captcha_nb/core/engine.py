@@ -395,7 +395,9 @@ def write_metrics(config, run_dir, data, progress, model, device, stopped_becaus
         "device": str(device),
         "peak_memory_mb": peak_memory_mb(),
         "data_fingerprint": data.split.get("fingerprint"),
-        "config": config.to_dict(),
+        # Paths relative to the project, so a committed run names no machine's folders.
+        "config": {**config.to_dict(), "data_dir": project_relative(resolve_data_dir(config.data_dir)),
+                   "run_dir": project_relative(run_dir)},
     }
     write_json(run_dir / "metrics.json", metrics)
     return metrics

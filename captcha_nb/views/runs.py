@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -33,6 +34,12 @@ NOTEBOOKS = [
 
 
 PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir")
+
+
+def kernel_relative(path) -> str:
+    """A path as the notebooks' kernel, whose working directory is notebooks/, should be given it."""
+    recorded = project_relative(path)
+    return recorded if os.path.isabs(recorded) else os.path.join("..", recorded)
 
 
 def parse_value(text: str):
@@ -121,6 +128,7 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
 
 def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebooks: list[str]) -> None:
     """Run the notebooks in order into the report folder, keeping params.json's status up to date."""
+    import nbformat
     import papermill
 
     write_params(report_dir / "params.json", record)
@@ -130,10 +138,15 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
             raise FileNotFoundError(f"notebook {source} does not exist; choose from {NOTEBOOKS}")
         accepted = papermill.inspect_notebook(str(source))
         try:
-            papermill.execute_notebook(
-                str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR),
-                parameters={k: v for k, v in parameters.items() if k in accepted},
+            # The kernel runs in notebooks/, so paths are given relative to it: the executed notebooks then name no
+            # machine's folders, and papermill's own record of the paths is made project-relative the same way.
+            given = {k: kernel_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items() if k in accepted}
+            executed = papermill.execute_notebook(
+                str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR), parameters=given,
             )
+            executed.metadata.papermill.update(input_path=project_relative(source),
+                                               output_path=project_relative(report_dir / name))
+            nbformat.write(executed, report_dir / name)
         except Exception:
             record["status"] = f"failed in {name}"
             write_params(report_dir / "params.json", record)

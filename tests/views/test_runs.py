@@ -1,5 +1,7 @@
 import json
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from captcha_nb.views import runs
@@ -12,13 +14,12 @@ def fake_papermill(monkeypatch):
 
     calls = []
 
-    def execute(source, target, parameters, **kwargs):
+    def execute(source, target, parameters, cwd=None, **kwargs):
         calls.append((source, parameters))
-        with open(target, "w") as f:
-            f.write("{}")
-        if "03_" in source:
-            with open(f"{parameters['run_dir']}/metrics.json", "w") as f:
+        if "03_" in source:  # paths are given as the kernel sees them, from its working directory
+            with open(Path(cwd, parameters["run_dir"], "metrics.json"), "w") as f:
                 json.dump({"val_seq_accuracy": 0.5, "val_cer": 0.1, "best_epoch": 2, "train_seconds": 9.0}, f)
+        return nbformat.v4.new_notebook(metadata={"papermill": {}})
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     return calls
@@ -29,7 +30,7 @@ def test_report_runs_every_notebook_in_order_into_a_new_folder(tmp_path, tiny_di
                              reports_dir=tmp_path)
     assert [source.rsplit("/", 1)[1] for source, _ in fake_papermill] == runs.NOTEBOOKS
     parameters_03 = fake_papermill[2][1]
-    assert parameters_03["epochs"] == 3 and parameters_03["lr"] == 0.01 and parameters_03["run_dir"] == str(report)
+    assert parameters_03["epochs"] == 3 and parameters_03["lr"] == 0.01 and Path(runs.NOTEBOOKS_DIR, parameters_03["run_dir"]).resolve() == report.resolve()
     assert "epochs" not in fake_papermill[0][1]  # only parameters a notebook declares are passed to it
     params = json.loads((report / "params.json").read_text())
     assert params["status"] == "finished" and params["synthetic_data"] is False
@@ -86,17 +87,18 @@ def test_a_report_holds_its_folder_and_lets_its_own_notebooks_train_there(tmp_pa
 
     seen = []
 
-    def notebook_process(*args, parameters=None, **kwargs):
+    def notebook_process(*args, parameters=None, cwd=None, **kwargs):
         # What a kernel started by the report sees: the folder is locked, yet training into it is allowed.
         assert (tmp_path / "r1" / LOCK_NAME).is_file()
-        with run_lock(parameters["run_dir"]):
-            seen.append(parameters["run_dir"])
+        with run_lock(Path(cwd, parameters["run_dir"])):
+            seen.append(str(Path(cwd, parameters["run_dir"]).resolve()))
+        return nbformat.v4.new_notebook(metadata={"papermill": {}})
 
     monkeypatch.setattr("papermill.execute_notebook", notebook_process)
     monkeypatch.setattr("papermill.inspect_notebook", lambda path: {"data_dir": {}, "run_dir": {}})
     report = runs.run_report({"data_dir": str(tiny_dir)}, notebooks=["03_ctc_training.ipynb"], run_id="r1",
                              reports_dir=tmp_path)
-    assert seen == [str(report)] and not (report / LOCK_NAME).exists()
+    assert seen == [str(report.resolve())] and not (report / LOCK_NAME).exists()
     # While a report runs, a writer from outside its process tree is refused.
     with run_lock(report, "report"):
         outsider = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
