@@ -34,10 +34,10 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import REPORTS_DIR
-from captcha_nb.views import plots
 from captcha_nb.sources.data import IMAGE_SUFFIXES, LABELS_FILE
-from captcha_nb.views.runs import replace_section
 from captcha_nb.sources.synth import generate
+from captcha_nb.views import plots
+from captcha_nb.views.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.99)
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"

@@ -53,11 +53,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
                                 help=f.metadata["help"])
             continue
-        base = kind.split("|")[0]
+        base, text = kind.split("|")[0], f.metadata["help"]
         convert = converters[base]
         parser.add_argument(flag, dest=f.name, default=f.default, required=f.name == "run_dir",
                             type=optional(convert) if "None" in kind else convert,
-                            help=f.metadata["help"] if "default" in f.metadata["help"] else f"{f.metadata['help']} (default: {f.default})")
+                            help=text if "default" in text else f"{text} (default: {f.default})")
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
@@ -90,9 +90,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from captcha_nb.sources.data import load_dataset
     from captcha_nb.core.engine import evaluate, select_device
     from captcha_nb.serving.inference import load_model
+    from captcha_nb.sources.data import load_dataset
 
     recogniser = load_model(args.checkpoint, device=select_device(args.device))
     dataset = load_dataset(args.data, max_pixels=args.max_image_pixels)

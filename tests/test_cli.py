@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from PIL import Image
 
 from captcha_nb.cli import main

@@ -23,14 +23,22 @@ from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
 from captcha_nb.core.augment import random_affine
-from captcha_nb.core.checkpoint import atomic_save, build_saved_model, make_payload, read_checkpoint
+from captcha_nb.core.checkpoint import (
+    atomic_save,
+    build_saved_model,
+    make_payload,
+    read_checkpoint,
+)
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import ctc_loss, greedy_decode, min_time_steps
+from captcha_nb.core.ema import WeightAverage
+from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
+from captcha_nb.core.model import build_model, count_parameters, model_spec
+from captcha_nb.core.runlock import run_lock
 from captcha_nb.sources.data import (
     Alphabet,
     CaptchaSet,
     DataError,
-    Split,
     encode_targets,
     fingerprint_dir,
     iterate_batches,
@@ -41,12 +49,8 @@ from captcha_nb.sources.data import (
     to_float,
 )
 from captcha_nb.sources.download import resolve_data_dir
-from captcha_nb.core.ema import WeightAverage
 from captcha_nb.sources.files import atomic_write, write_json
 from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputSpec, infer_input_spec
-from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
-from captcha_nb.core.model import build_model, count_parameters, model_spec
-from captcha_nb.core.runlock import run_lock
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds"]
 
@@ -307,8 +311,8 @@ def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, b
     Warm-up runs on the wall clock. Then the peak rate is held until the model first reads a validation captcha
     right, and the cosine decay spans the rest of the budget from that moment: a style whose CTC plateau lasts half the
     budget still leaves it at the full rate instead of at a rate that has already decayed (issue 7 measured a
-    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 54 %). With an epoch cap the schedule is
-    at least as far along as the epochs are, which also makes a capped run repeatable step for step.
+    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 55 % on validation). With an epoch cap
+    the schedule is at least as far along as the epochs are, which also makes a capped run repeatable step for step.
     """
     warmup = config.warmup_fraction * budget
     escaped = progress.plateau_seconds

@@ -14,9 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from captcha_nb.sources.files import atomic_write
 from captcha_nb.serving.inference import load_model
-from captcha_nb.serving.onnx_backend import META_KEY, metadata, onnx_bytes, onnx_session_runner
+from captcha_nb.serving.onnx_backend import (
+    META_KEY,
+    metadata,
+    onnx_bytes,
+    onnx_session_runner,
+)
+from captcha_nb.sources.files import atomic_write
 
 
 def export(checkpoint: str | Path, fmt: str, out: str | Path) -> Path:

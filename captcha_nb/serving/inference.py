@@ -10,7 +10,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from captcha_nb.core.checkpoint import CheckpointError, build_saved_model, read_checkpoint, saved_input
+from captcha_nb.core.checkpoint import (
+    CheckpointError,
+    build_saved_model,
+    read_checkpoint,
+    saved_input,
+)
 from captcha_nb.core.ctc import beam_search, greedy_decode
 from captcha_nb.sources.data import Alphabet, to_float
 from captcha_nb.sources.geometry import InputSpec, to_input

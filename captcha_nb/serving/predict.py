@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from captcha_nb.sources.data import MAX_IMAGE_PIXELS, ImageTooLarge, open_image
 from captcha_nb.serving.inference import Prediction, load_model
+from captcha_nb.sources.data import MAX_IMAGE_PIXELS, ImageTooLarge, open_image
 
 
 def predict_files(

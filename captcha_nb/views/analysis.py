@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
-from captcha_nb.sources.data import CaptchaSet
-from captcha_nb.serving.inference import Recogniser
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
+from captcha_nb.serving.inference import Recogniser
+from captcha_nb.sources.data import CaptchaSet
 
 MISSING = "∅"  # stands for "no character" in the confusion matrix: a deletion or an insertion
 

@@ -12,16 +12,21 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from captcha_nb import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, __version__, project_relative
+from captcha_nb import (
+    NOTEBOOKS_DIR,
+    PROJECT_ROOT,
+    REPORTS_DIR,
+    __version__,
+    project_relative,
+)
+from captcha_nb.core.runlock import run_lock
 from captcha_nb.sources.data import fingerprint_dir
 from captcha_nb.sources.files import write_json
-from captcha_nb.core.runlock import run_lock
 from captcha_nb.views.workspace import data_or_synthetic
 
 NOTEBOOKS = [

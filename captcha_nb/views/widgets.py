@@ -13,10 +13,10 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from captcha_nb.serving.inference import Recogniser
+from captcha_nb.sources.data import CaptchaSet, ImageTooLarge, open_image
 from captcha_nb.views import plots
 from captcha_nb.views.analysis import predict_dataset
-from captcha_nb.sources.data import CaptchaSet, ImageTooLarge, open_image
-from captcha_nb.serving.inference import Recogniser
 
 FILTERS = ("all", "errors", "low confidence")
 

@@ -133,8 +133,8 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
     Error analysis looks at the validation images: the test images are kept for the headline figure, so that what a
     person changes after reading the errors is never judged on the images that led to the change.
     """
-    from captcha_nb.sources.data import load_dataset, load_split
     from captcha_nb.serving.inference import load_model
+    from captcha_nb.sources.data import load_dataset, load_split
 
     if which not in SPLITS:
         raise ParameterError(f"parameter split={which!r} must be one of {SPLITS}")

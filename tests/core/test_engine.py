@@ -6,9 +6,7 @@ import os
 import pytest
 import torch
 
-from captcha_nb.sources import synth
 from captcha_nb.core.config import TrainConfig
-from captcha_nb.sources.data import Alphabet
 from captcha_nb.core.engine import (
     HISTORY_COLUMNS,
     RunExistsError,
@@ -19,8 +17,10 @@ from captcha_nb.core.engine import (
     select_device,
     train_one_epoch,
 )
-from captcha_nb.sources.geometry import InputSpec
 from captcha_nb.core.model import build_model
+from captcha_nb.sources import synth
+from captcha_nb.sources.data import Alphabet
+from captcha_nb.sources.geometry import InputSpec
 
 
 def test_fit_writes_the_run_directory(trained_run):

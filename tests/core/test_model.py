@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from captcha_nb.core.model import MODELS, CRNN, SeedCRNN, build_model, count_parameters, input_size
+from captcha_nb.core.model import (
+    CRNN,
+    MODELS,
+    SeedCRNN,
+    build_model,
+    count_parameters,
+    input_size,
+)
 
 
 def test_crnn_emits_one_step_per_four_pixels_of_width():

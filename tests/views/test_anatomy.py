@@ -1,8 +1,8 @@
 import torch
 
+from captcha_nb.core.model import build_model
 from captcha_nb.serving import speed
 from captcha_nb.views import anatomy
-from captcha_nb.core.model import build_model
 
 
 def test_stage_shapes_end_in_per_step_class_scores():

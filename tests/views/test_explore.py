@@ -3,7 +3,6 @@ import torch
 
 from captcha_nb.views import explore
 
-
 LABELS = ["ab88c", "xyzab", "aab", "abcd"]
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from captcha_nb.views import plots
 from captcha_nb.sources.data import Alphabet
+from captcha_nb.views import plots
 
 
 def test_every_figure_renders_and_saves(tmp_path):

@@ -1,6 +1,5 @@
 import io
 
-
 from captcha_nb.views.widgets import PredictionInspector
 
 
