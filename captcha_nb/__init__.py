@@ -14,8 +14,10 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
 def project_relative(path) -> str:
-    """A path as committed run files record it: relative to the project when it is near it, otherwise absolute,
-    so a reference report made on one machine names its data the same way on every other."""
+    """A path as committed run files record it: relative to the project when it lies in the project or beside it
+    (such as ../shared/data), otherwise absolute, so a reference report names its data the same way on every
+    machine and a temporary folder is never written as a long climb of '..'."""
     resolved = Path(path).resolve()
-    relative = os.path.relpath(resolved, PROJECT_ROOT)
-    return str(resolved) if relative.startswith(os.path.join("..", "..", "..")) else relative
+    if not resolved.is_relative_to(PROJECT_ROOT.parent):
+        return str(resolved)
+    return os.path.relpath(resolved, PROJECT_ROOT)

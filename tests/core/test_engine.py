@@ -1,11 +1,11 @@
 import csv
 import json
 import math
-import os
 
 import pytest
 import torch
 
+from captcha_nb import project_relative
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.engine import (
     HISTORY_COLUMNS,
@@ -186,7 +186,8 @@ def test_three_way_split_scores_the_test_images_once_at_the_end(tmp_path):
     assert metrics["seq_accuracy"] == metrics["test_seq_accuracy"] and 0 <= metrics["test_cer"]
     for key in ("plateau_seconds", "peak_memory_mb", "input", "best_weights"):
         assert key in metrics
-    assert not os.path.isabs(split["data_dir"])  # committed run files carry no machine's absolute path
+    # Run files name the data as project_relative does, so a report's paths do not depend on the machine.
+    assert split["data_dir"] == metrics["config"]["data_dir"] == project_relative(tmp_path / "d")
 
 
 def test_the_best_checkpoint_prefers_accuracy_then_loss():
