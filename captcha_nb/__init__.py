@@ -17,7 +17,8 @@ def project_relative(path) -> str:
     """A path as committed run files record it: relative to the project when it lies in the project or beside it
     (such as ../shared/data), otherwise absolute, so a reference report names its data the same way on every
     machine and a temporary folder is never written as a long climb of '..'."""
-    resolved = Path(path).resolve()
-    if not resolved.is_relative_to(PROJECT_ROOT.parent):
-        return str(resolved)
-    return os.path.relpath(resolved, PROJECT_ROOT)
+    # Symbolic links are not followed: ../shared may be a link to a disk elsewhere, and it is still beside the project.
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        if candidate.is_relative_to(PROJECT_ROOT.parent):
+            return os.path.relpath(candidate, PROJECT_ROOT)
+    return str(Path(path).resolve())
