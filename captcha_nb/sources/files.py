@@ -15,8 +15,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    # mkstemp makes the file private (0600); a run file is meant to be read like any other, so it keeps the mode of
+    # the file it replaces, or gets the usual 0644.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     try:
         write(Path(tmp))
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
