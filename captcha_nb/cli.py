@@ -130,10 +130,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from captcha_nb.views.runs import list_runs
+    from captcha_nb import REPORTS_DIR
+    from captcha_nb.views.compare import render, runs_table
 
-    table = list_runs(Path(args.reports) if args.reports else None)
-    print(table.to_string(index=False) if len(table) else "no runs yet")
+    reports = Path(args.reports) if args.reports else REPORTS_DIR
+    print(render(runs_table(reports / args.sweep if args.sweep else None, reports), args.format))
     return 0
 
 
@@ -146,6 +147,34 @@ def cmd_report(args) -> int:
     if (run_dir / "metrics.json").is_file():
         print((run_dir / "metrics.json").read_text())
     return 0
+
+
+def cmd_sweep(args) -> int:
+    import shlex
+
+    from captcha_nb import REPORTS_DIR
+    from captcha_nb.views import sweep
+    from captcha_nb.views.runs import NOTEBOOKS
+
+    grid = sweep.parse_grid(args.param)
+    seeds = sweep.parse_seeds(args.seeds)
+    explicit = sweep.read_grid_file(args.file) if args.file else None
+    sets = sweep.combinations(grid, seeds, explicit)
+    command = shlex.join(["python", "-m", "captcha_nb", *args.argv])
+    recorded_grid = {"parameters": grid, "seeds": seeds, "file": args.file, "runs": len(sets)}
+    state = sweep.prepare_sweep(args.sweep_id, sets, args.notebooks or NOTEBOOKS,
+                                Path(args.reports) if args.reports else REPORTS_DIR, command, recorded_grid)
+    try:
+        sweep.run_sweep(state, workers=args.workers, scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        print(f"interrupted; {sweep.summary(state)}. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    print(sweep.summary(state))
+    failed = state.failed()
+    for name, error in failed.items():
+        last = error.strip().splitlines()[-1] if error.strip() else "no error text"
+        print(f"failed: {name}: {last} (log: {state.sweep_dir / 'logs' / (name + '.log')})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
@@ -199,8 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("runs", help="list the runs in reports/, newest first")
+    p = sub.add_parser("runs", help="list the runs in reports/ (newest first) or of one sweep, with their results")
     p.add_argument("--reports", help="reports directory (default: the project's reports/)")
+    p.add_argument("--sweep", metavar="ID", help="only the runs of reports/<ID>/, a sweep's folder")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "json"],
+                   help="how to print the table (default: table)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("report", help="run the notebooks with papermill into a new reports/<run-id>/")
@@ -209,11 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="*", help="notebook file names to run (default: all, in order)")
     p.add_argument("--run-id", help="name of the report folder (default: date and time, then -1, -2 ... if taken)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sweep", help="run the notebooks over a grid of parameters and seeds into reports/<sweep-id>/")
+    p.add_argument("--sweep-id", required=True, help="name of the sweep folder; the same id again resumes the sweep")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="notebook parameter and its values; the grid is the product of all -p and the seeds")
+    p.add_argument("--seeds", help="seeds to repeat every combination with, e.g. 0,1,2")
+    p.add_argument("--file", help="YAML or JSON list of explicit parameter sets, instead of -p")
+    p.add_argument("--notebooks", nargs="+", help="notebook file names to run per combination (default: 01-05)")
+    p.add_argument("--workers", type=int, help="parallel runs on this machine (default: one per core, each run "
+                                                "then gets cores / workers torch threads)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786, to run on its workers")
+    p.add_argument("--reports", help="reports directory (default: the project's reports/)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a sweep records the command that made it
     warnings.showwarning = _warning_line
     try:
         return args.func(args)

@@ -8,14 +8,11 @@ and a fingerprint of the data.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-
-import pandas as pd
 
 from captcha_nb import (
     NOTEBOOKS_DIR,
@@ -48,7 +45,10 @@ def kernel_relative(path) -> str:
 
 
 def parse_value(text: str):
-    """Type a NAME=VALUE parameter the way papermill's -p does: int, float, bool, None, else string."""
+    """Type a NAME=VALUE parameter the way papermill's -p does: int, float, bool, None, else string. Values that
+    are already typed (from a sweep's grid file) are kept as they are."""
+    if not isinstance(text, str):
+        return text
     for convert in (int, float):
         try:
             return convert(text)
@@ -105,8 +105,10 @@ def write_params(path: Path, params: dict) -> None:
 
 
 def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | None = None,
-               run_id: str | None = None, reports_dir: Path = REPORTS_DIR) -> Path:
-    """Execute the notebooks in order with papermill into a new report folder; return that folder."""
+               run_id: str | None = None, reports_dir: Path = REPORTS_DIR, log_output: bool = False) -> Path:
+    """Execute the notebooks in order with papermill into a new report folder; return that folder.
+
+    With `log_output`, papermill logs every cell's output (a sweep sends that log to one file per run)."""
     parameters = {name: parse_value(value) for name, value in (overrides or {}).items()}
     data_dir, synthetic = data_or_synthetic(parameters.pop("data_dir", None))
     report_dir = new_report_dir(run_id, reports_dir)
@@ -127,11 +129,12 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
         "notebooks": [],
     }
     with run_lock(report_dir, "report"):
-        execute_notebooks(report_dir, record, parameters, notebooks or NOTEBOOKS)
+        execute_notebooks(report_dir, record, parameters, notebooks or NOTEBOOKS, log_output)
     return report_dir
 
 
-def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebooks: list[str]) -> None:
+def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebooks: list[str],
+                      log_output: bool = False) -> None:
     """Run the notebooks in order into the report folder, keeping params.json's status up to date."""
     import nbformat
     import papermill
@@ -148,6 +151,7 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
             given = {k: kernel_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items() if k in accepted}
             executed = papermill.execute_notebook(
                 str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR), parameters=given,
+                log_output=log_output, progress_bar=not log_output,
             )
             executed.metadata.papermill.update(input_path=project_relative(source),
                                                output_path=project_relative(report_dir / name))
@@ -161,42 +165,6 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
     record["status"] = "finished"
     record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     write_params(report_dir / "params.json", record)
-
-
-def list_runs(reports_dir: Path | None = None) -> pd.DataFrame:
-    """One row per report: its parameters beside its final metrics, newest first."""
-    reports_dir = reports_dir or REPORTS_DIR
-    rows = []
-    for params_path in sorted(reports_dir.glob("*/params.json")):
-        params = json.loads(params_path.read_text())
-        metrics_path = params_path.parent / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        # Parameters left at the notebook's defaults are not in params.json; the run's own config has them all.
-        given = {**metrics.get("config", {}), **params.get("parameters", {})}
-        rows.append({
-            "run_id": params.get("run_id", params_path.parent.name),
-            "created": params.get("created", ""),
-            "status": params.get("status", ""),
-            "model": given.get("model", metrics.get("model", "crnn")),
-            "seed": params.get("seed"),
-            "epochs": given.get("epochs", ""),
-            "max_minutes": given.get("max_minutes", ""),
-            "synthetic": params.get("synthetic_data", False),
-            "data": params.get("data_fingerprint", ""),
-            "test_seq_accuracy": metrics.get("test_seq_accuracy"),
-            "test_cer": metrics.get("test_cer"),
-            "val_seq_accuracy": metrics.get("val_seq_accuracy"),
-            "val_cer": metrics.get("val_cer"),
-            "plateau_seconds": metrics.get("plateau_seconds"),
-            "best_epoch": metrics.get("best_epoch"),
-            "train_seconds": metrics.get("train_seconds"),
-        })
-    # The test score is the headline; the validation score, which chose the checkpoint, stands beside it.
-    columns = ["run_id", "created", "status", "model", "seed", "epochs", "max_minutes", "synthetic", "data",
-               "test_seq_accuracy", "test_cer", "val_seq_accuracy", "val_cer", "plateau_seconds", "best_epoch",
-               "train_seconds"]
-    table = pd.DataFrame(rows, columns=columns)
-    return table.sort_values("created", ascending=False, ignore_index=True)
 
 
 def replace_section(path: Path, heading: str, section: str) -> None:
