@@ -23,6 +23,11 @@ from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
 from captcha_nb.core.augment import random_affine
+from captcha_nb.core.calibration import (
+    calibrate_checkpoint,
+    calibration_errors,
+    logits_of,
+)
 from captcha_nb.core.checkpoint import (
     atomic_save,
     build_saved_model,
@@ -366,10 +371,14 @@ def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dic
     """The headline: the saved best checkpoint read on the test images, once, after every decision was made."""
     if data.test is None:
         return {"n_test": 0, "test_seq_accuracy": None, "test_cer": None}
-    model = build_saved_model(read_checkpoint(best_path), best_path).to(device)
-    result = evaluate(model, data.test.tensor(data.spec), data.test.labels, data.alphabet)
+    payload = read_checkpoint(best_path)
+    model = build_saved_model(payload, best_path).to(device)
+    images = data.test.tensor(data.spec)
+    result = evaluate(model, images, data.test.labels, data.alphabet)
+    errors = calibration_errors(logits_of(model, images), data.test.labels, data.alphabet,
+                                payload.get("temperature", 1.0))
     return {"n_test": len(data.test), "test_seq_accuracy": result.seq_accuracy, "test_cer": result.cer,
-            "test_loss": result.loss}
+            "test_loss": result.loss, "test_ece_raw": errors["ece_raw"], "test_ece": errors["ece"]}
 
 
 def write_metrics(config, run_dir, data, progress, model, device, stopped_because, test) -> dict:
@@ -461,9 +470,10 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
         stopped_because = stop_reason(config, progress, evaluation, budget)
     bar.close()
 
-    # Write: the test score of the chosen checkpoint, then metrics.json.
+    # Write: the chosen checkpoint's temperature (fitted on validation), its test score, then metrics.json.
+    calibration = calibrate_checkpoint(run_dir / "model.pt", data.val_x, data.val.labels, data.alphabet, device)
     test = score_test(data, run_dir / "model.pt", device)
-    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because, test)
+    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because, {**calibration, **test})
     return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])
 
 

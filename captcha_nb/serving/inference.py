@@ -38,6 +38,9 @@ class Recogniser:
     spec: InputSpec
     device: torch.device = torch.device("cpu")
     info: dict = field(default_factory=dict)  # metrics and config saved with the checkpoint
+    # Logits are divided by this before the softmax, so confidences are calibrated (see core/calibration.py); it
+    # never changes a greedy reading.
+    temperature: float = 1.0
     backend: str = "torch"  # "onnx" once use_fastest() has switched to ONNX Runtime
     _fast: object = field(default=None, repr=False)
     _fast_checked: bool = field(default=False, repr=False)
@@ -82,24 +85,26 @@ class Recogniser:
             return self.backend
         expected = self.probabilities(probe_u8)
         logits = torch.from_numpy(runner(to_float(probe_u8).numpy()))
-        fast = logits.float().softmax(-1)
+        fast = (logits.float() / self.temperature).softmax(-1)
         same_text = [d.classes for d in greedy_decode(fast)] == [d.classes for d in greedy_decode(expected)]
         if same_text and torch.allclose(fast, expected, atol=1e-4):
             self._fast, self.backend = runner, "onnx"
         return self.backend
 
     @torch.inference_mode()
-    def probabilities(self, images_u8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """(N, T, classes) softmax probabilities for a uint8 batch."""
+    def probabilities(self, images_u8: torch.Tensor, batch_size: int = 256,
+                      temperature: float | None = None) -> torch.Tensor:
+        """(N, T, classes) softmax probabilities for a uint8 batch, at the calibrated temperature unless another is
+        given (1.0 gives the raw, uncalibrated ones)."""
         self.model.eval()
+        temperature = self.temperature if temperature is None else temperature
         chunks = []
         for start in range(0, len(images_u8), batch_size):
             if self._fast is not None:
                 logits = torch.from_numpy(self._fast(to_float(images_u8[start : start + batch_size]).numpy()))
-                chunks.append(logits.float().softmax(-1))
-                continue
-            batch = to_float(images_u8[start : start + batch_size].to(self.device))
-            chunks.append(self.model(batch).float().softmax(-1).cpu())
+            else:
+                logits = self.model(to_float(images_u8[start : start + batch_size].to(self.device))).cpu()
+            chunks.append((logits.float() / temperature).softmax(-1))
         if not chunks:
             return torch.empty(0, 0, self.alphabet.num_classes)
         return torch.cat(chunks)
@@ -146,5 +151,6 @@ def load_model(
     recogniser = Recogniser(
         build_saved_model(payload, path), saved, payload["model_name"], saved_input(payload),
         info={"config": payload.get("config", {}), "metrics": payload.get("metrics", {}), "path": str(path)},
+        temperature=float(payload.get("temperature", 1.0)),
     )
     return recogniser.to(device)
