@@ -9,6 +9,11 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
+from captcha_nb.core.calibration import (
+    confidences_and_correct,
+    expected_calibration_error,
+    reliability,
+)
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.serving.inference import Recogniser
 from captcha_nb.sources.data import CaptchaSet
@@ -95,6 +100,19 @@ def coverage_table(confidences: Sequence[float], correct: Sequence[bool], steps:
         rows.append({"coverage": round(float(coverage), 3), "kept": kept, "threshold": float(confidences[kept - 1]),
                      "accuracy": float(correct[:kept].mean())})
     return pd.DataFrame(rows)
+
+
+def calibration(recogniser: Recogniser, dataset: CaptchaSet) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Reliability bins of the raw (temperature 1) and the calibrated confidences on a data set, and each one's
+    expected calibration error. The readings are the same at every temperature; only the confidences move."""
+    images = dataset.tensor(recogniser.spec)
+    frames, errors = [], {}
+    for kind, temperature in (("raw", 1.0), ("calibrated", recogniser.temperature)):
+        log_probs = recogniser.probabilities(images, temperature=temperature).clamp_min(1e-30).log()
+        confidences, correct = confidences_and_correct(log_probs, list(dataset.labels), recogniser.alphabet, 1.0)
+        frames.append(pd.DataFrame(reliability(confidences, correct)).assign(confidences=kind))
+        errors[kind] = expected_calibration_error(confidences, correct)
+    return pd.concat(frames, ignore_index=True), errors
 
 
 def compare_decoders(

@@ -96,12 +96,51 @@ def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
+def parameter_effects(effects: pd.DataFrame, runs: pd.DataFrame, metric: str = "test_seq_accuracy") -> plt.Figure:
+    """One panel per swept parameter: the mean of `metric` per value with its spread over seeds, and every run as a
+    dot, so a difference smaller than the seed-to-seed spread is seen to be one."""
+    names = list(dict.fromkeys(effects["parameter"]))
+    figure, axes = plt.subplots(1, max(1, len(names)), figsize=(3.6 * max(1, len(names)), 3.2), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        rows = effects[effects["parameter"] == name]
+        positions = range(len(rows))
+        ax.bar(positions, rows["mean"], yerr=rows["std"].fillna(0), color="tab:blue", alpha=0.5, capsize=4)
+        for x, value in zip(positions, rows["value"]):
+            dots = runs.loc[runs[name].astype(str) == value, metric].dropna()
+            ax.plot([x] * len(dots), dots, "o", color="black", ms=3)
+        ax.set_xticks(list(positions), rows["value"].tolist())
+        ax.set(xlabel=name, ylabel=metric)
+        ax.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
+
+
 def coverage_curve(table: pd.DataFrame) -> plt.Figure:
     figure, ax = plt.subplots(figsize=(5, 3.3))
     ax.plot(table["coverage"], table["accuracy"], marker="o")
     ax.set(title="accuracy when low-confidence readings are rejected", xlabel="coverage (share of images kept)",
            ylabel="sequence accuracy of kept", xlim=(1.02, 0))
     ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def reliability_diagram(table: pd.DataFrame, errors: dict[str, float]) -> plt.Figure:
+    """Accuracy against confidence per bin, raw beside calibrated: a calibrated model's bars sit on the diagonal.
+    Bar widths follow the bins; the numbers above are how many readings fell in each."""
+    kinds = list(dict.fromkeys(table["confidences"]))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.8), squeeze=False)
+    for ax, kind in zip(axes.flat, kinds):
+        rows = table[(table["confidences"] == kind) & (table["count"] > 0)]
+        ax.bar(rows["low"], rows["accuracy"], width=rows["high"] - rows["low"], align="edge", color="tab:blue",
+               alpha=0.7, edgecolor="white", label="accuracy")
+        ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="perfect calibration")
+        for _, row in rows.iterrows():
+            ax.text((row["low"] + row["high"]) / 2, min(row["accuracy"] + 0.02, 0.97), str(int(row["count"])),
+                    ha="center", fontsize=7)
+        ax.set(title=f"{kind}: ECE {errors[kind]:.3f}", xlabel="confidence", ylabel="accuracy", xlim=(0, 1),
+               ylim=(0, 1.02))
+        ax.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     return figure
 

@@ -22,7 +22,9 @@ from captcha_nb.sources.synth import SYNTHETIC_MARKER, generate
 SYNTHETIC_DIR = DATA_ROOT / "synthetic"
 SYNTHETIC_SIZE = 1200
 
-RUNS_DIR = PROJECT_ROOT / "runs"
+# Where notebook 03 puts a run when it is given no run_dir. The browser tests point it at a temporary folder, so that
+# a test never writes into the project.
+RUNS_DIR = Path(os.environ.get("CAPTCHA_NB_RUNS_DIR") or PROJECT_ROOT / "runs")
 
 
 # Notebooks show named values under this MIME type (beside plain text), so tests read what a notebook found by name
@@ -163,9 +165,17 @@ def headline(run_dir: Path) -> pd.Series:
         "validation images": metrics.get("n_val"),
         "validation sequence accuracy": metrics.get("val_seq_accuracy"),
         "plateau seconds": metrics.get("plateau_seconds"),
+        "temperature": metrics.get("temperature"),
+        "test calibration error (raw → calibrated)": calibration_change(metrics),
         "input": f"{metrics['input_size'][0]} x {metrics['input_size'][1]}",
         "stopped because": metrics.get("stopped_because"),
     }, name="value")
+
+
+def calibration_change(metrics: dict) -> str | None:
+    if metrics.get("test_ece") is None:
+        return None
+    return f"{metrics['test_ece_raw']:.3f} → {metrics['test_ece']:.3f}"
 
 
 def record(**values) -> None:

@@ -43,3 +43,10 @@ def test_predict_dataset_and_decoder_comparison(recogniser, tiny_set):
     beam_table, _ = analysis.predict_dataset(recogniser, tiny_set, beam_width=3)
     assert decoders.loc["beam 3", "seq_accuracy"] == pytest.approx(beam_table["correct"].mean())
     assert set(analysis.disagreements(table, beam_table).columns) == {"name", "truth", "prediction_a", "prediction_b"}
+
+
+def test_calibration_bins_raw_and_calibrated_confidences(recogniser, tiny_set):
+    bins, errors = analysis.calibration(recogniser, tiny_set)
+    assert set(bins["confidences"]) == {"raw", "calibrated"} and len(bins) == 20
+    assert bins.groupby("confidences")["count"].sum().tolist() == [len(tiny_set)] * 2
+    assert set(errors) == {"raw", "calibrated"} and all(0 <= e <= 1 for e in errors.values())
