@@ -85,12 +85,17 @@ def _logsumexp(*values: float) -> float:
 
 
 def beam_search(probs: torch.Tensor | np.ndarray, beam_width: int = 10) -> tuple[list[int], float]:
-    """CTC prefix beam search over one (T, C) probability matrix.
+    """CTC prefix beam search over one (T, C) probability matrix: the best prefix's classes and log-probability.
 
     Each prefix keeps two log-probabilities: of ending in a blank, and of ending in its last character. Summing over
     all paths of a prefix is what lets it beat greedy decoding, which follows only the single best path.
-    Returns the best prefix's classes and its log-probability.
     """
+    return beam_alternatives(probs, beam_width, top=1)[0]
+
+
+def beam_alternatives(probs: torch.Tensor | np.ndarray, beam_width: int = 10,
+                      top: int = 3) -> list[tuple[list[int], float]]:
+    """The `top` best readings of prefix beam search with their log-probabilities, best first."""
     log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-30, None))
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (ends blank, ends char)
     for step in log_probs:
@@ -116,5 +121,19 @@ def beam_search(probs: torch.Tensor | np.ndarray, beam_width: int = 10) -> tuple
                     entry[1] = _logsumexp(entry[1], p_total + p)
         ranked = sorted(following.items(), key=lambda kv: _logsumexp(*kv[1]), reverse=True)
         beams = {prefix: (pb, pc) for prefix, (pb, pc) in ranked[:beam_width]}
-    best, (p_blank, p_char) = max(beams.items(), key=lambda kv: _logsumexp(*kv[1]))
-    return list(best), _logsumexp(p_blank, p_char)
+    ranked = sorted(beams.items(), key=lambda kv: _logsumexp(*kv[1]), reverse=True)
+    return [(list(prefix), _logsumexp(pb, pc)) for prefix, (pb, pc) in ranked[:top]]
+
+
+def runner_ups(probs: torch.Tensor | np.ndarray, frames: list[int], classes: list[int]) -> list[tuple[int, float]]:
+    """At the frame where each emitted character peaks, the most probable *other* character and its probability:
+    where the model hesitated, and between what. The blank is left out, since it is the runner-up of almost every
+    confident character and says nothing about which character it could have been."""
+    probs = np.asarray(probs)
+    found = []
+    for frame, chosen in zip(frames, classes):
+        row = probs[frame].copy()
+        row[[BLANK, chosen]] = -1.0
+        other = int(row.argmax())
+        found.append((other, float(probs[frame, other])))
+    return found

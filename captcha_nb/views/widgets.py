@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html
 import io
+import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from captcha_nb.core.ctc import beam_alternatives, runner_ups
 from captcha_nb.serving.inference import Recogniser
 from captcha_nb.sources.data import CaptchaSet, ImageTooLarge, open_image
 from captcha_nb.views import plots
@@ -36,6 +38,22 @@ def confidence_html(text: str, confidences: list[float]) -> str:
         cells.append(f"<span title='{confidence:.3f}' style='font:bold 22px monospace;color:{colour};"
                      f"padding:0 2px'>{html.escape(char)}</span><sub>{confidence:.2f}</sub>")
     return "".join(cells) or "<i>(nothing read)</i>"
+
+
+def hesitation_html(prediction, alphabet, beam_width: int = 10, top: int = 3) -> str:
+    """Where the model hesitated: the runner-up character at each character it read, and the best few readings of
+    beam search with their probabilities (all from the calibrated probabilities)."""
+    if prediction.probs is None:
+        return ""
+    # The frames belong to the greedy reading; a beam-search reading of another length has no runner-ups to show.
+    classes = alphabet.encode(prediction.text) if len(prediction.frames) == len(prediction.text) else []
+    cells = [f"<td style='padding:0 6px;text-align:center'><code>{html.escape(char)}</code><br>"
+             f"<small>{html.escape(alphabet.decode([other]))} {p:.3f}</small></td>"
+             for char, (other, p) in zip(prediction.text, runner_ups(prediction.probs, prediction.frames, classes))]
+    readings = [f"<code>{html.escape(alphabet.decode(c)) or '∅'}</code> {math.exp(logp):.3f}"
+                for c, logp in beam_alternatives(prediction.probs, beam_width, top)]
+    return (f"<table style='display:inline-table'><tr><th style='padding-right:6px'>runner-up</th>{''.join(cells)}"
+            f"</tr></table><br>top readings (beam search): {' · '.join(readings)}")
 
 
 def show_picture(widget, png: bytes) -> None:
@@ -138,6 +156,7 @@ class PredictionInspector:
             f"<code>{html.escape(record['name'])}</code> — truth <code>{html.escape(record['truth'])}</code>, "
             f"read <code>{html.escape(record['prediction'])}</code> ({verdict}, confidence "
             f"{record['confidence']:.3f})<br>{confidence_html(prediction.text, prediction.char_confidences)}"
+            f"<br>{hesitation_html(prediction, self.recogniser.alphabet)}"
         )
         figure = plots.alignment(self.dataset.images[row], prediction.probs, self.recogniser.alphabet,
                                  title=f"truth {record['truth']}  read {record['prediction']}")
@@ -162,7 +181,8 @@ class PredictionInspector:
         prediction = self.recogniser.predict_images([image], keep_probs=True)[0]
         self.upload_info.value = (f"<code>{html.escape(name)}</code> reads <code>{html.escape(prediction.text)}</code> "
                                   f"(confidence {prediction.confidence:.3f})<br>"
-                                  f"{confidence_html(prediction.text, prediction.char_confidences)}")
+                                  f"{confidence_html(prediction.text, prediction.char_confidences)}"
+                                  f"<br>{hesitation_html(prediction, self.recogniser.alphabet)}")
         figure = plots.alignment(image, prediction.probs, self.recogniser.alphabet, title=f"read {prediction.text}")
         show_picture(self.upload_picture, figure_png(figure))
         return prediction.text

@@ -79,3 +79,21 @@ def test_ctc_loss_is_float32_under_half_precision_logits():
     logits = torch.randn(2, 5, 3).to(torch.bfloat16)
     loss = ctc_loss(logits, torch.tensor([1, 2, 2]), torch.tensor([2, 1]))
     assert loss.dtype == torch.float32
+
+
+def test_beam_alternatives_rank_the_readings_with_their_probabilities():
+    from captcha_nb.core.ctc import beam_alternatives
+
+    probs = np.array([[0.6, 0.4], [0.6, 0.4]])
+    readings = beam_alternatives(probs, beam_width=4, top=3)
+    assert [classes for classes, _ in readings] == [[1], [], [1, 1]]
+    assert [np.exp(p) for _, p in readings] == pytest.approx([0.64, 0.36, 0.0], abs=1e-9)
+
+
+def test_runner_ups_name_the_best_other_character_at_each_peak():
+    from captcha_nb.core.ctc import runner_ups
+
+    # classes: blank, 'a', 'b', 'c'; at the peak of 'a' the model also considered 'c'.
+    probs = np.array([[0.1, 0.7, 0.05, 0.15], [0.9, 0.04, 0.03, 0.03], [0.05, 0.05, 0.85, 0.05]])
+    (decoding,) = greedy_decode(probs[None])
+    assert runner_ups(probs, decoding.frames, decoding.classes) == [(3, pytest.approx(0.15)), (1, pytest.approx(0.05))]

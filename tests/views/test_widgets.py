@@ -58,3 +58,8 @@ def test_pictures_stay_hidden_until_there_is_something_to_show(recogniser, tiny_
     assert inspector.upload_picture.layout.display is None and inspector.upload_picture.value
     inspector.predict_bytes(b"junk", "junk.bin")
     assert inspector.upload_picture.layout.display == "none"
+
+
+def test_the_inspector_shows_runner_ups_and_beam_alternatives(recogniser, tiny_set):
+    inspector = PredictionInspector(recogniser, tiny_set)
+    assert "runner-up" in inspector.info.value and "top readings (beam search)" in inspector.info.value
