@@ -47,3 +47,28 @@ def tiny_set(tiny_dir):
     from captcha_nb.sources.data import load_dataset
 
     return load_dataset(tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def sweep_data(tmp_path_factory):
+    """300 small captchas: enough for a test split of 60 when test_fraction is 0.2."""
+    return synth.generate(tmp_path_factory.mktemp("sweep-data"), 300, alphabet="abcd23", length=4, size=(64, 24),
+                          seed=5)
+
+
+@pytest.fixture(scope="session")
+def failing_grid(sweep_data):
+    """`sweep` options for a 2 x 2 grid in which one combination fails by design: validation and test shares of 0.5
+    each leave nothing to train on, which notebook 03 refuses in its first cell."""
+    return ["-p", f"data_dir={sweep_data}", "-p", "val_fraction=0.1,0.5", "-p", "test_fraction=0.2,0.5",
+            "-p", "epochs=1", "-p", "batch_size=16", "--notebooks", "03_ctc_training.ipynb"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, failing_grid):
+    """The failing grid run once by `python -m captcha_nb sweep` on a local cluster of 2 workers."""
+    from captcha_nb.cli import main
+
+    reports = tmp_path_factory.mktemp("reports")
+    code = main(["sweep", "--sweep-id", "grid", "--reports", str(reports), *failing_grid, "--workers", "2"])
+    return reports / "grid", code

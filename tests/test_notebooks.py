@@ -16,9 +16,14 @@ from captcha_nb.views.workspace import read_records
 
 COMMON = {"data_dir", "run_dir", "seed", "figures_dir"}
 TRAINING = COMMON | {"model", "epochs", "max_minutes", "batch_size", "lr", "device"}
+ALL_NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_numbered_notebook_is_known():
+    assert ALL_NOTEBOOKS == [*NOTEBOOKS, "06_compare_runs.ipynb"]
+
+
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_committed_notebook_is_clean_and_parameterised(name):
     notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
     assert notebook.metadata.kernelspec.name == "python3"
@@ -28,7 +33,8 @@ def test_committed_notebook_is_clean_and_parameterised(name):
     for line in tagged[0].source.splitlines():
         assert "#" in line, f"parameter line without a comment: {line}"
     accepted = set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / name)))
-    assert (TRAINING if name.startswith("03") else COMMON) <= accepted
+    expected = {"sweep_dir", "figures_dir"} if name.startswith("06") else TRAINING if name.startswith("03") else COMMON
+    assert expected <= accepted
     assert notebook.cells[0].cell_type == "markdown"
     assert notebook.cells[-1].cell_type == "code"  # ends with a table or a figure
 
@@ -138,6 +144,21 @@ def test_error_analysis_and_inspector_agree_on_the_validation_images(executed):
     assert analysis["errors"] == inspector["errors"]
     assert analysis["seq_accuracy"] == pytest.approx(1 - analysis["errors"] / analysis["images"])
     assert analysis["suspects"] == 4
+
+
+def test_comparison_notebook_records_the_sweep_it_read(tiny_sweep, tmp_path):
+    sweep_dir, _ = tiny_sweep
+    executed = papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "06_compare_runs.ipynb"), str(tmp_path / "06.ipynb"), kernel_name="python3",
+        progress_bar=False, parameters={"sweep_dir": str(sweep_dir), "figures_dir": str(tmp_path / "figures")})
+    found = read_records(executed)
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    finished = [name for name, run in record["runs"].items() if run["status"] == "finished"]
+    assert (found["runs"], found["finished"], found["failed"]) == (4, 3, 1)
+    assert found["best_run"] in finished
+    best = json.loads((sweep_dir / found["best_run"] / "metrics.json").read_text())
+    assert found["best_test_accuracy"] == best["test_seq_accuracy"]
+    assert (tmp_path / "figures" / "06_accuracy_over_time.png").is_file()
 
 
 def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):

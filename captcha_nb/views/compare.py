@@ -8,6 +8,7 @@ from its sweep.json, so pending and failed runs have a row too; without a sweep 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -137,9 +138,34 @@ def histories(table: pd.DataFrame, sweep_dir=None, reports_dir=None) -> dict[str
     return found
 
 
-def notebooks_of(run: str, sweep_dir=None, reports_dir=None) -> list[str]:
-    """The executed notebooks of a run, as project-relative paths."""
-    return [project_relative(p) for p in sorted(run_folder(run, sweep_dir, reports_dir).glob("*.ipynb"))]
+def notebook_links(run: str, sweep_dir=None, reports_dir=None, start: str | Path = ".") -> str:
+    """Markdown links to a run's executed notebooks, relative to `start` (a notebook's own folder)."""
+    folder = run_folder(run, sweep_dir, reports_dir)
+    links = [f"[{p.name}]({Path(os.path.relpath(p, start)).as_posix()})" for p in sorted(folder.glob("*.ipynb"))]
+    return " · ".join(links) or f"no executed notebooks in {project_relative(folder)}"
+
+
+def describe_sweep(sweep_dir: str | Path | None) -> pd.Series:
+    """What a sweep was: its command, data, commit and how its runs ended."""
+    if sweep_dir is None:
+        return pd.Series({"sweep": "every report under " + project_relative(REPORTS_DIR)})
+    record = read_json(Path(sweep_dir) / "sweep.json")
+    statuses = pd.Series([run.get("status") for run in record.get("runs", {}).values()]).value_counts()
+    return pd.Series({
+        "sweep": record.get("sweep_id"), "command": record.get("command"), "data": record.get("data_dir"),
+        "data fingerprint": record.get("data_fingerprint"), "git commit": record.get("git_commit"),
+        "runs": ", ".join(f"{n} {status}" for status, n in statuses.items()),
+    })
+
+
+def check_sweep_dir(sweep_dir) -> Path | None:
+    """Notebook 06's sweep_dir parameter: a sweep folder, or None for every report."""
+    if sweep_dir is None:
+        return None
+    if not isinstance(sweep_dir, (str, Path)) or not (Path(sweep_dir) / "sweep.json").is_file():
+        raise ValueError(f"parameter sweep_dir={sweep_dir!r} must be a folder made by `captcha_nb sweep` "
+                         "(holding sweep.json), or None")
+    return Path(sweep_dir)
 
 
 def render(table: pd.DataFrame, fmt: str) -> str:

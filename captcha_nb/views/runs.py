@@ -35,7 +35,7 @@ NOTEBOOKS = [
 ]
 
 
-PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir")
+PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir", "sweep_dir")
 
 
 def kernel_relative(path) -> str:
@@ -118,7 +118,8 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "status": "running",
         # Paths relative to the project, so a committed report names no machine's folders.
-        "parameters": {k: project_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items()},
+        "parameters": {k: project_relative(v) if k in PATH_PARAMETERS and v is not None else v
+                       for k, v in parameters.items()},
         "seed": parameters.get("seed", 0),
         "synthetic_data": synthetic,
         "data_dir": project_relative(data_dir),
@@ -148,7 +149,8 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
         try:
             # The kernel runs in notebooks/, so paths are given relative to it: the executed notebooks then name no
             # machine's folders, and papermill's own record of the paths is made project-relative the same way.
-            given = {k: kernel_relative(v) if k in PATH_PARAMETERS else v for k, v in parameters.items() if k in accepted}
+            given = {k: kernel_relative(v) if k in PATH_PARAMETERS and v is not None else v
+                     for k, v in parameters.items() if k in accepted}
             executed = papermill.execute_notebook(
                 str(source), str(report_dir / name), kernel_name="python3", cwd=str(NOTEBOOKS_DIR), parameters=given,
                 log_output=log_output, progress_bar=not log_output,

@@ -302,7 +302,7 @@ def prepare_sweep(sweep_id: str, sets: list[dict], notebooks: list[str], reports
     data = resolve_data(sets)
     runs = record.get("runs", {})
     for name, parameters in zip(run_names(sets), sets):
-        parameters = {**parameters, **({"data_dir": data[repr(parameters.get("data_dir"))][0]})}
+        parameters = {**parameters, "data_dir": data[repr(parameters.get("data_dir"))][0]}
         earlier = runs.get(name, {})
         if earlier.get("parameters", parameters) != parameters:
             raise ValueError(f"sweep {sweep_id} already has a run {name} with other parameters; choose another "
@@ -397,17 +397,23 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
                 bar.update()
                 bar.set_postfix(failed=len(sweep.failed()))
     except KeyboardInterrupt:
-        for future, name in futures.items():
-            if runs[name]["status"] in ("pending", "running"):
-                future.cancel()
-                shutil.rmtree(sweep.sweep_dir / name, ignore_errors=True)
-                sweep.set(name, "pending", note="interrupted")
-        raise
+        for future in futures:
+            future.cancel()
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         bar.close()
         client.close()
         if cluster is not None:
-            cluster.close()
+            cluster.close()  # stops the worker processes, and with them the notebooks' kernels
+    if interrupted:
+        # Only now that nothing writes to them any more: half-written runs are removed and left pending.
+        for name in futures.values():
+            if runs[name]["status"] in ("pending", "running"):
+                shutil.rmtree(sweep.sweep_dir / name, ignore_errors=True)
+                sweep.set(name, "pending", note="interrupted")
+        raise KeyboardInterrupt
     return sweep
 
 
