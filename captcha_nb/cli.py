@@ -1,4 +1,4 @@
-"""Command line: `python -m captcha_nb {train,predict,evaluate,synth,download,export,runs,report}`.
+"""Command line: `python -m captcha_nb {train,predict,evaluate,synth,download,export,runs,report,sweep,inspect}`.
 
 The command and option names are a contract other tools rely on; add options, never rename them.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
 import warnings
 from dataclasses import fields
@@ -164,6 +165,8 @@ def cmd_sweep(args) -> int:
     recorded_grid = {"parameters": grid, "seeds": seeds, "file": args.file, "runs": len(sets)}
     state = sweep.prepare_sweep(args.sweep_id, sets, args.notebooks or NOTEBOOKS,
                                 Path(args.reports) if args.reports else REPORTS_DIR, command, recorded_grid)
+    # `kill` (SIGTERM) stops a sweep as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         sweep.run_sweep(state, workers=args.workers, scheduler=args.scheduler)
     except KeyboardInterrupt:
@@ -175,6 +178,12 @@ def cmd_sweep(args) -> int:
         last = error.strip().splitlines()[-1] if error.strip() else "no error text"
         print(f"failed: {name}: {last} (log: {state.sweep_dir / 'logs' / (name + '.log')})", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_inspect(args) -> int:
+    from captcha_nb.views.app import serve
+
+    return serve(args.run, args.port)
 
 
 def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786, to run on its workers")
     p.add_argument("--reports", help="reports directory (default: the project's reports/)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("inspect", help="serve the prediction inspector as an app (Voilà) on localhost")
+    p.add_argument("--run", help="a trained run folder (default: the newest under runs/ and reports/)")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: 8866, or a free one if it is taken)")
+    p.set_defaults(func=cmd_inspect)
     return parser
 
 

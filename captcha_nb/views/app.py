@@ -1,0 +1,73 @@
+"""The inspector as a standalone app: `python -m captcha_nb inspect` serves it with Voilà on localhost.
+
+Voilà renders `inspector_app.ipynb` (beside this file) showing its outputs only, never its code. The notebook calls
+`inspector_for_app()`, which reads the run to show from an environment variable that the command sets: Voilà's
+kernels inherit the server's environment, and a notebook served by Voilà takes no other parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+RUN_ENV = "CAPTCHA_NB_INSPECT_RUN"
+APP_NOTEBOOK = Path(__file__).with_name("inspector_app.ipynb")
+DEFAULT_PORT = 8866
+
+
+def inspector_for_app():
+    """The inspector widget on the validation images of the run named by $CAPTCHA_NB_INSPECT_RUN (or the newest)."""
+    import ipywidgets as widgets
+
+    from captcha_nb import project_relative
+    from captcha_nb.views import workspace
+    from captcha_nb.views.widgets import PredictionInspector
+
+    run_path = workspace.trained_run(os.environ.get(RUN_ENV) or None)
+    recogniser, val_set, _ = workspace.held_out(run_path)
+    inspector = PredictionInspector(recogniser, val_set)
+    title = widgets.HTML(f"<h2>captcha_nb inspector</h2><p>run <code>{project_relative(run_path)}</code> · "
+                         f"{len(val_set)} validation captchas · model {recogniser.model_name}</p>")
+    return widgets.VBox([title, inspector.widget])
+
+
+def free_port(preferred: int | None) -> int:
+    """The port asked for, or any free one on loopback: a port in use never stops the app from starting."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise OSError("no free port on 127.0.0.1")
+
+
+def voila_command(port: int, token: str) -> list[str]:
+    voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
+    if voila is None:
+        raise FileNotFoundError("Voilà is not installed; run `make inspect` or pip install -e '.[dev]'")
+    return [voila, str(APP_NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", f"--token={token}",
+            "--Voila.port_retries=0", "--show_tracebacks=True"]
+
+
+def serve(run_dir: str | None, port: int | None = None) -> int:
+    """Start Voilà on the run (checked first, so a wrong folder fails here rather than in the browser)."""
+    from captcha_nb.views import workspace
+
+    run_path = workspace.trained_run(run_dir).resolve()
+    port = free_port(port or DEFAULT_PORT)
+    token = secrets.token_urlsafe(16)
+    print(f"inspector for {run_path}\nserving at http://127.0.0.1:{port}/?token={token}  (Ctrl-C to stop)", flush=True)
+    process = subprocess.Popen(voila_command(port, token), env={**os.environ, RUN_ENV: str(run_path)})
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=10)
+        return 0
