@@ -362,7 +362,9 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
     todo = [name for name, run in runs.items() if run["status"] != "finished"]
     threads = None
     if not scheduler:
-        workers, threads = local_workers(workers, None)
+        # Threads per run as the grid gives them (one value for every run), else as the cores allow.
+        given = {run["parameters"].get("num_threads") for run in runs.values()}
+        workers, threads = local_workers(workers, given.pop() if len(given) == 1 else None)
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=sweep.record["sweep_id"], unit="run",
                disable=not progress)
     bar.set_postfix(failed=0)

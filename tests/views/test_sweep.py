@@ -44,6 +44,7 @@ def test_local_runs_share_the_cores_without_oversubscribing(monkeypatch):
     monkeypatch.setattr(sweep, "cores", lambda: 4)
     assert sweep.local_workers(None, None) == (4, 1)
     assert sweep.local_workers(2, None) == (2, 2)
+    assert sweep.local_workers(None, 2) == (2, 2)  # -p num_threads=2: as many runs as that leaves cores for
     with pytest.raises(ValueError, match="--workers"):
         sweep.local_workers(0, None)
 
