@@ -225,7 +225,7 @@ def unpack(files: dict[str, bytes], sweep_dir: Path, name: str) -> None:
     shutil.rmtree(incoming, ignore_errors=True)
     for relative, content in files.items():
         parts = Path(relative).parts
-        if Path(relative).is_absolute() or ".." in parts or len(parts) < 2:
+        if Path(relative).is_absolute() or ".." in parts or len(parts) < 2 or parts[0] not in (name, LOGS):
             raise ValueError(f"a worker sent a file outside its run folder: {relative!r}")
         if parts[0] == LOGS:
             atomic_write(sweep_dir / relative, lambda tmp, content=content: tmp.write_bytes(content))
