@@ -85,12 +85,15 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
 def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     """Validation sequence accuracy against wall-clock seconds, one line per run (e.g. per model and seed)."""
     figure, ax = plt.subplots(figsize=(7, 4))
-    for name, history in curves.items():
-        ax.plot(history["seconds"], history["val_seq_accuracy"], label=name)
+    # Matplotlib's default cycle repeats after ten colours; a sweep often has more runs than that.
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+    for (name, history), colour in zip(curves.items(), colours * (len(curves) // len(colours) + 1)):
+        ax.plot(history["seconds"], history["val_seq_accuracy"], label=name, color=colour)
     for level in (0.9, 0.95, 0.98, 0.99):
         ax.axhline(level, color="gray", lw=0.5, ls=":")
     ax.set(xlabel="training wall time (s)", ylabel="validation sequence accuracy", ylim=(0, 1.01))
-    ax.legend(fontsize=8)
+    # Beside the axes rather than over the curves, which fill the top of the plot once runs converge.
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     figure.tight_layout()
     return figure

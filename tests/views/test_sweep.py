@@ -144,3 +144,15 @@ def test_an_interrupted_sweep_resumes_without_doing_a_run_twice(tmp_path, sweep_
     assert {run["status"] for run in runs.values()} == {"finished"}
     again = json.loads((tmp_path / "reports" / "r" / "epochs=1,seed=0" / "params.json").read_text())
     assert again["created"] == first["created"]
+
+
+def test_a_set_on_the_defaults_is_named_so():
+    assert sweep.run_names([{"seed": 0}, {"seed": 0, "model": "crnn_large"}]) == ["defaults", "model=crnn_large"]
+
+
+def test_a_run_sets_its_own_threads_where_dask_set_one(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a Dask worker process starts with
+    sweep.set_thread_variables(2)
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+    sweep.set_thread_variables(None)
+    assert "OMP_NUM_THREADS" not in os.environ
