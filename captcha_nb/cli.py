@@ -183,6 +183,8 @@ def cmd_sweep(args) -> int:
 def cmd_inspect(args) -> int:
     from captcha_nb.views.app import serve
 
+    # `kill` stops the app as Ctrl-C does, so the Voilà server it started is stopped too rather than left running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     return serve(args.run, args.port)
 
 

@@ -16,6 +16,7 @@ finished runs are kept, anything else is redone from scratch.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 import logging
@@ -118,7 +119,8 @@ def run_names(sets: list[dict]) -> list[str]:
         name = ",".join(f"{k}={s.get(k)}" for k in varying if k in s) or "defaults"
         name = re.sub(r"[^\w.,=+-]", "_", name)
         if len(name) > MAX_NAME:
-            name = name[:MAX_NAME - 9] + "-" + secrets.token_hex(4)
+            # A hash of the full name, not a random one: the same command must find the same folders to resume.
+            name = name[:MAX_NAME - 9] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
         unique, n = name, 1
         while unique in names:
             unique, n = f"{name}-{n}", n + 1

@@ -146,6 +146,12 @@ def test_an_interrupted_sweep_resumes_without_doing_a_run_twice(tmp_path, sweep_
     assert again["created"] == first["created"]
 
 
+def test_long_names_are_cut_the_same_way_every_time():
+    sets = [{"data_dir": "/a/" + "x" * 200, "seed": 0}, {"data_dir": "/b/" + "x" * 200, "seed": 0}]
+    names = sweep.run_names(sets)
+    assert names == sweep.run_names(sets) and len(set(names)) == 2 and all(len(n) <= sweep.MAX_NAME for n in names)
+
+
 def test_a_set_on_the_defaults_is_named_so():
     assert sweep.run_names([{"seed": 0}, {"seed": 0, "model": "crnn_large"}]) == ["defaults", "model=crnn_large"]
 
