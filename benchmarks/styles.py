@@ -101,7 +101,10 @@ def run_one(style: str, train: Path, test: Path | None, seed: int, minutes: floa
         **{f"time_to_{int(level * 100)}": time_to(history, level) for level in LEVELS},
         "plateau_seconds": metrics["plateau_seconds"], "epochs": metrics["epochs_run"],
         "train_seconds": metrics["train_seconds"], "stopped_because": metrics["stopped_because"],
-        "input": "x".join(map(str, metrics["input_size"])), "crop": metrics["input"]["crop"],
+        "input": "x".join(map(str, metrics["input_size"])) + (" located" if metrics["input"].get("locate") else ""),
+        "crop": metrics["input"]["crop"], "model": metrics["model"],
+        "final_train_loss": metrics.get("final_train_loss"), "val_loss": metrics["val_loss"],
+        "augment_strength": metrics.get("augment_strength"),
         "parameters": metrics["parameters"], "peak_memory_mb": metrics["peak_memory_mb"],
     }
 
@@ -110,13 +113,14 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per style: the median over seeds, and every seed's test accuracy."""
     finished = results[results["status"] == "finished"]
     numeric = ["test_seq_accuracy", "test_cer", "time_to_90", "time_to_95", "time_to_99", "plateau_seconds",
-               "epochs", "train_seconds", "peak_memory_mb"]
+               "epochs", "train_seconds", "final_train_loss", "val_loss", "augment_strength", "peak_memory_mb"]
     table = finished.groupby("style")[numeric].median()
     table.insert(0, "seeds (test accuracy)", finished.groupby("style").apply(
         lambda g: ", ".join(f"{a:.3f}" for a in g.sort_values("seed")["test_seq_accuracy"]), include_groups=False))
-    table.insert(1, "input", finished.groupby("style")["input"].first())
-    table.insert(2, "n_train", finished.groupby("style")["n_train"].first())
-    table.insert(3, "n_test", finished.groupby("style")["n_test"].first())
+    table.insert(1, "model", finished.groupby("style")["model"].first())
+    table.insert(2, "input", finished.groupby("style")["input"].first())
+    table.insert(3, "n_train", finished.groupby("style")["n_train"].first())
+    table.insert(4, "n_test", finished.groupby("style")["n_test"].first())
     table["parameters"] = finished.groupby("style")["parameters"].first()
     return table
 

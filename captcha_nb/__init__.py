@@ -22,3 +22,12 @@ def project_relative(path) -> str:
         if candidate.is_relative_to(PROJECT_ROOT.parent):
             return os.path.relpath(candidate, PROJECT_ROOT)
     return str(Path(path).resolve())
+
+
+def __getattr__(name: str):
+    # `from captcha_nb import Reader` without importing torch for every `python -m captcha_nb --help`.
+    if name in ("Reader", "Reading", "ReadError"):
+        from captcha_nb.serving import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'captcha_nb' has no attribute {name!r}")

@@ -42,11 +42,21 @@ def optional(convert):
     return parse
 
 
+def yes_or_no(text: str) -> bool:
+    """An argparse type for a yes/no option that may also be left to the data ('None')."""
+    lowered = text.lower()
+    if lowered in ("yes", "true", "1", "on"):
+        return True
+    if lowered in ("no", "false", "0", "off"):
+        return False
+    raise ValueError(f"{text!r} is not yes or no")
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per TrainConfig field, with the field's default and help: the defaults are written only there."""
     from captcha_nb.core.config import TrainConfig
 
-    converters = {"int": int, "float": float, "str": str}
+    converters = {"int": int, "float": float, "str": str, "bool": yes_or_no}
     for f in fields(TrainConfig):
         flag = f.metadata.get("cli", "--" + f.name.replace("_", "-"))
         kind = str(f.type).replace(" ", "")

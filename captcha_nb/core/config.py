@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from captcha_nb.core.augment import MAX_STRENGTH
 from captcha_nb.sources.data import MAX_IMAGE_PIXELS
 
 
@@ -33,6 +34,8 @@ class TrainConfig:
     img_width: int | None = option(None, "input width; default: decided from the images and labels")
     ink: bool = option(True, "feed the model an ink map (colour distance from the background) instead of grey")
     crop: bool = option(True, "crop every picture to the band where the data set's ink is")
+    locate: bool | None = option(None, "find the text in every picture and scale it to the input height "
+                                       "(default: decided from the data; see geometry.py)")
     max_image_pixels: int = option(MAX_IMAGE_PIXELS, "refuse pictures with more pixels than this")
 
     # The budget. The learning rate follows the wall clock: warm-up, then cosine decay ending as max_minutes runs
@@ -48,6 +51,10 @@ class TrainConfig:
     warmup_fraction: float = option(0.05, "share of the budget spent warming the learning rate up")
     grad_clip: float = option(5.0, "gradient norm clip")
     augment: bool = option(True, "random small rotations, scalings and shifts of every batch")
+    # Regularisation that follows the gap: when, after CTC's plateau, the validation loss exceeds both
+    # GAP_RATIO times the training loss and the training loss plus GAP_MARGIN (engine.py), the strength rises.
+    augment_strength: float | None = option(None, "augmentation strength, 1 = light warps (default: starts at 1 and "
+                                                  "rises while the model overfits)")
     # An exponential moving average of the weights is what gets evaluated and saved: it smooths the last epochs'
     # noise, so the checkpoint depends less on which step the budget happened to end on.
     ema_decay: float | None = option(0.995, "decay of the weights' moving average; None to save the raw weights")
@@ -75,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"model={self.model!r} is unknown; choose one of {sorted(MODELS)}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"epochs={self.epochs!r} must be a positive integer or None")
+        if self.augment_strength is not None and not 0 <= self.augment_strength <= MAX_STRENGTH:
+            raise ValueError(f"augment_strength={self.augment_strength!r} must be in [0, {MAX_STRENGTH}], or None")
         for name in ("max_minutes", "lr", "val_fraction", "test_fraction", "weight_decay", "patience_fraction",
                      "warmup_fraction", "grad_clip"):
             value = getattr(self, name)

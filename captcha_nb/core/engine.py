@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
-from captcha_nb.core.augment import random_affine
+from captcha_nb.core.augment import MAX_STRENGTH, augment
 from captcha_nb.core.calibration import (
     calibrate_checkpoint,
     calibration_errors,
@@ -57,7 +57,15 @@ from captcha_nb.sources.download import resolve_data_dir
 from captcha_nb.sources.files import atomic_write, write_json
 from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputSpec, infer_input_spec
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds",
+                   "augment_strength"]
+# The gap rule (issue 13). A model overfits when its validation loss is both GAP_RATIO times its training loss and
+# GAP_MARGIN above it (the margin keeps two tiny losses, 0.002 against 0.001, from counting); each epoch that does,
+# after the plateau, raises the augmentation strength by GAP_STEP. The default securimage run ended at a training
+# loss of 0.04 against 0.13 on validation; captcha_images_v2's reference run stays within 0.01 of its training loss.
+GAP_RATIO = 2.0
+GAP_MARGIN = 0.03
+GAP_STEP = 0.25
 
 
 class RunExistsError(FileExistsError):
@@ -98,6 +106,7 @@ def train_one_epoch(
     schedule: Callable[[float], float],
     average: WeightAverage | None = None,
     deadline: float = math.inf,
+    strength: float = 1.0,
 ) -> float:
     """One pass over the training images, or less if `deadline` (a perf_counter time) passes; returns the mean loss.
 
@@ -115,7 +124,7 @@ def train_one_epoch(
             group["lr"] = schedule(step / len(batches))
         x = to_float(images[rows].to(device))
         if config.augment:
-            x = random_affine(x, generator)
+            x = augment(x, generator, strength, data.longest_label)
         targets, lengths = encode_targets([labels[i] for i in rows.tolist()], data.alphabet)
         loss = ctc_loss(model(x), targets.to(device), lengths.to(device))
         optimizer.zero_grad(set_to_none=True)
@@ -220,6 +229,10 @@ class TrainingData:
     train_x: torch.Tensor
     val_x: torch.Tensor
 
+    @property
+    def longest_label(self) -> int:
+        return max(len(label) for label in self.train.labels)
+
 
 @dataclass
 class Progress:
@@ -231,6 +244,7 @@ class Progress:
     best: dict = field(default_factory=lambda: {"val_seq_accuracy": -1.0, "val_loss": math.inf})
     plateau_seconds: float | None = None  # seconds until the first correct reading of a validation captcha
     improved_at: float = 0.0  # seconds at the last improvement of validation accuracy or loss
+    augment_strength: float = 1.0  # follows the train/validation gap unless the config fixes it
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -260,11 +274,11 @@ def decide_input(config: TrainConfig, train: CaptchaSet) -> InputSpec:
     spec = model_spec(config.model)
     if spec.fixed_size:
         return InputSpec(*spec.fixed_size, channels=spec.in_channels, ink=False, time_stride=spec.time_stride)
-    sample = train.sample_images(PROFILE_SAMPLE, seed=config.seed) if config.crop else []
+    sample = train.sample_images(PROFILE_SAMPLE, seed=config.seed) if config.crop or config.locate else []
     return infer_input_spec(
         train.sizes, train.labels, sample, channels=spec.in_channels, time_stride=spec.time_stride,
         min_time_steps=max(min_time_steps(label) for label in train.labels),
-        height=config.img_height, width=config.img_width, ink=config.ink, crop=config.crop,
+        height=config.img_height, width=config.img_width, ink=config.ink, crop=config.crop, locate=config.locate,
     )
 
 
@@ -291,7 +305,7 @@ def restore(config: TrainConfig, run_dir: Path, model, optimizer, average, alpha
     """Continue from last.pt when resuming; otherwise a fresh start."""
     last_path = run_dir / "last.pt"
     if not (config.resume and last_path.is_file()):
-        return Progress()
+        return Progress(augment_strength=1.0 if config.augment_strength is None else config.augment_strength)
     state = read_checkpoint(last_path)
     if state["alphabet"] != alphabet.chars:
         raise ValueError(f"cannot resume {run_dir}: it was trained on alphabet {state['alphabet']!r}")
@@ -353,6 +367,16 @@ def stop_reason(config: TrainConfig, progress: Progress, evaluation: Evaluation,
     return None
 
 
+def next_strength(config: TrainConfig, progress: Progress, train_loss: float, val_loss: float) -> float:
+    """The augmentation strength for the next epoch: fixed by the config, or raised while the model overfits."""
+    if config.augment_strength is not None:
+        return config.augment_strength
+    overfits = val_loss > GAP_RATIO * train_loss and val_loss > train_loss + GAP_MARGIN
+    if progress.plateau_seconds is not None and overfits:
+        return min(progress.augment_strength + GAP_STEP, MAX_STRENGTH)
+    return progress.augment_strength
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory. VmHWM is reset by exec, unlike ru_maxrss, which Linux carries over from
     the parent that started the process (a pytest or notebook process of several GB would hide the run's own)."""
@@ -400,6 +424,8 @@ def write_metrics(config, run_dir, data, progress, model, device, stopped_becaus
         "epochs_run": len(progress.history),
         "train_seconds": progress.history[-1]["seconds"] if progress.history else 0.0,
         "plateau_seconds": progress.plateau_seconds,
+        "augment_strength": progress.augment_strength,
+        "final_train_loss": progress.history[-1]["train_loss"] if progress.history else None,
         "stopped_because": stopped_because,
         "parameters": count_parameters(model),
         "input_size": [data.spec.height, data.spec.width],
@@ -453,15 +479,18 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
                initial=round(progress.elapsed), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
     while stopped_because is None:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + progress.epoch)
+        strength = progress.augment_strength
         train_loss = train_one_epoch(model, optimizer, data, config, generator, schedule, average,
-                                     deadline=started + budget)
+                                     deadline=started + budget, strength=strength)
         weights, net, evaluation = judge(model, average, data)
         progress.epoch += 1
         progress.elapsed = time.perf_counter() - started
         row = {"epoch": progress.epoch, "train_loss": train_loss, "val_loss": evaluation.loss,
                "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
-               "lr": optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2)}
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2),
+               "augment_strength": strength}
         keep_best(run_dir, config, data, progress, row, net, evaluation)
+        progress.augment_strength = next_strength(config, progress, train_loss, evaluation.loss)
         write_resume_state(run_dir, model, optimizer, average, data, config, row, progress)
         bar.n = min(round(progress.elapsed), bar.total)
         bar.set_postfix(epoch=progress.epoch, loss=f"{train_loss:.3f}", acc=f"{evaluation.seq_accuracy:.3f}")

@@ -36,6 +36,30 @@ CROP_MARGIN = 0.08  # of the picture, on each side of the band, so a glyph a lit
 PROFILE_SIZE = 128  # the grid ink profiles are averaged on, whatever the images' own sizes
 PROFILE_SAMPLE = 256  # images sampled to find the band; the band of 256 captchas is stable to a row
 
+# Per-image location of the text (issue 13). A data-set-wide band fails when each picture puts its text somewhere
+# else, at its own size, on a canvas of its own size: the varlen style (240-780x80, 4-6 small glyphs) had one crop of
+# 70 % x 83 % for every picture, and after the resize to one width a glyph's width changed threefold with its canvas.
+# Measured with `text_box` on 120 training pictures of each style (median share of the picture's area inside the
+# box; spread of the box's share of the picture's width, (p90 - p10) / median):
+#   varlen 0.22 / 0.59; kelab 0.52 / 0.19; captcha_images_v2 0.58 / 0.15; securimage 0.91 / 0.17; digits 0.96 / 0.06;
+#   synthetic "tall" (a strip of a 3.5 times taller canvas) 0.29 / 0.17; synthetic 4-6 characters 0.88 / 0.35.
+# The text is located in every picture only when it is both small and of varying extent; elsewhere the data-set-wide
+# rules, which read those styles at 99 %, stay (the tall strip is cropped well by its band).
+LOCATE_IF_AREA_BELOW = 0.35
+LOCATE_IF_SPREAD_ABOVE = 0.45
+# Ink is a pixel at least this far (as a share of the picture's ink scale) from the background: 0.5 lost pale glyphs
+# drawn beside dark ones (a lavender 'A' beside a black '9' in varlen).
+LOCATE_INK = 0.25
+# Noise lines are 1-2 pixels wide and glyph strokes wider, so eroding the ink by a k x k square removes the lines
+# and keeps the glyphs; a style of thin glyphs falls back to smaller squares while enough ink survives.
+LOCATE_ERODE = (3, 2, 1)
+LOCATE_MIN_SURVIVING = 0.1  # share of the ink that must survive an erosion for it to be used
+LOCATE_TRIM = 0.002  # share of surviving ink ignored on each side, so a lone speck does not stretch the box
+LOCATE_MARGIN = 0.1  # of the box's height, added on each side
+# The input's aspect ratio is this percentile of the boxes' aspect ratios: wider boxes are squeezed a little, the
+# rest keep their glyphs' proportions and are padded with background.
+LOCATE_ASPECT_PERCENTILE = 75
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -53,6 +77,8 @@ class InputSpec:
     crop: tuple[float, float, float, float] | None = None
     ink: bool = True
     time_stride: int = 4
+    # True: the text is found in each picture (`text_box`) and scaled to the input's height, keeping its proportions.
+    locate: bool = False
 
     @property
     def time_steps(self) -> int:
@@ -90,12 +116,62 @@ def crop_box(size: tuple[int, int], crop: tuple[float, float, float, float] | No
             max(int(top * h) + 1, math.ceil(bottom * h)))
 
 
+def erode(mask: np.ndarray, k: int) -> np.ndarray:
+    """True where a k x k square of `mask` starting at that pixel is all True (a binary erosion)."""
+    h, w = mask.shape
+    if k <= 1:
+        return mask
+    if h < k or w < k:
+        return np.zeros_like(mask)
+    out = mask[: h - k + 1, : w - k + 1].copy()
+    for dy in range(k):
+        for dx in range(k):
+            out &= mask[dy : h - k + 1 + dy, dx : w - k + 1 + dx]
+    return out
+
+
+def text_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in pixels of where the glyphs of one (H, W, 3) picture are, thin lines ignored."""
+    h, w = rgb.shape[:2]
+    ink = ink_map(rgb) < 255 * (1 - LOCATE_INK)
+    total = int(ink.sum())
+    for k in LOCATE_ERODE:
+        kept = erode(ink, k)
+        if kept.sum() >= max(LOCATE_MIN_SURVIVING * total, 1):
+            break
+    ys, xs = np.nonzero(kept)
+    if len(xs) == 0:
+        return 0, 0, w, h
+    left, right = np.percentile(xs, [100 * LOCATE_TRIM, 100 * (1 - LOCATE_TRIM)])
+    top, bottom = np.percentile(ys, [100 * LOCATE_TRIM, 100 * (1 - LOCATE_TRIM)])
+    margin = LOCATE_MARGIN * (bottom + k - top)
+    return (max(0, int(left - margin)), max(0, int(top - margin)),
+            min(w, math.ceil(right + k + margin)), min(h, math.ceil(bottom + k + margin)))
+
+
+def fit_located(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The picture cropped to its text, scaled to `height` rows (narrowed if wider than `width`), padded with its
+    background colour to `width` columns."""
+    rgb = np.asarray(image.convert("RGB"))
+    left, top, right, bottom = text_box(rgb)
+    text = image.convert("RGB").crop((left, top, right, bottom))
+    scale = min(height / text.height, width / text.width)
+    size = (max(1, round(text.width * scale)), max(1, round(text.height * scale)))
+    background = tuple(int(v) for v in np.median(rgb.reshape(-1, 3), axis=0))
+    canvas = Image.new("RGB", (width, height), background)
+    canvas.paste(text.resize(size, Image.BILINEAR), ((width - size[0]) // 2, (height - size[1]) // 2))
+    return canvas
+
+
 def to_input(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """An RGB picture to the (channels, height, width) uint8 array the model reads."""
-    box = crop_box(image.size, spec.crop)
-    if box is not None:
-        image = image.crop(box)
-    resized = image.convert("RGB").resize((spec.width, spec.height), Image.BILINEAR)
+    if spec.locate:
+        resized = fit_located(image, spec.width, spec.height)
+    else:
+        box = crop_box(image.size, spec.crop)
+        if box is not None:
+            image = image.crop(box)
+        resized = image.convert("RGB").resize((spec.width, spec.height), Image.BILINEAR)
     rgb = np.asarray(resized, dtype=np.uint8)
     if spec.channels == 3:
         return rgb.transpose(2, 0, 1).copy()
@@ -142,6 +218,16 @@ def round_up(value: float, step: int) -> int:
     return int(math.ceil(value / step)) * step
 
 
+def text_varies(boxes: Sequence[tuple[int, int, int, int, int, int]]) -> bool:
+    """Whether (left, top, right, bottom, width, height) text boxes are small and of varying extent (see above)."""
+    if len(boxes) < 2:
+        return False
+    areas = [(r - l) * (b - t) / (w * h) for l, t, r, b, w, h in boxes]
+    widths = [(r - l) / w for l, _, r, _, w, _ in boxes]
+    p10, p50, p90 = np.percentile(widths, [10, 50, 90])
+    return float(np.median(areas)) < LOCATE_IF_AREA_BELOW and (p90 - p10) / max(p50, 1e-9) > LOCATE_IF_SPREAD_ABOVE
+
+
 def infer_input_spec(
     sizes: Sequence[tuple[int, int]],
     labels: Sequence[str],
@@ -153,10 +239,13 @@ def infer_input_spec(
     width: int | None = None,
     ink: bool = True,
     crop: bool = True,
+    locate: bool | None = None,
 ) -> InputSpec:
     """Choose crop, height and width from the pictures' (width, height) sizes, the labels and a sample of pictures.
 
-    1. Crop to the ink band when the text sits in a strip of a larger canvas (`ink_band`).
+    0. Locate the text in every picture when, in the sample, it is small and of varying extent (`text_varies`;
+       `locate` True or False forces it); the aspect ratio below is then the boxes'.
+    1. Otherwise crop to the ink band when the text sits in a strip of a larger canvas (`ink_band`).
     2. Height: the smallest multiple of 8 in [32, 64] that, at the pictures' median aspect ratio, gives the longest
        label `TARGET_PIXELS_PER_CHAR` pixels of width per character.
     3. Width: that aspect ratio at that height, widened to the pixels-per-character target if the height cap held it
@@ -164,9 +253,18 @@ def infer_input_spec(
        than the labels need.
     Explicit `height` or `width` override the rules.
     """
-    band = ink_band(list(sample)) if crop and channels == 1 else None
-    left, top, right, bottom = band or (0.0, 0.0, 1.0, 1.0)
-    aspect = float(np.median([(w * (right - left)) / (h * (bottom - top)) for w, h in sizes]))
+    sample = list(sample)
+    boxes = [text_box(np.asarray(image.convert("RGB"))) + image.size for image in sample] if sample else []
+    if locate is None:
+        locate = channels == 1 and text_varies(boxes)
+    if locate and boxes:
+        aspect = float(np.percentile([(r - l) / max(b - t, 1) for l, t, r, b, _, _ in boxes],
+                                     LOCATE_ASPECT_PERCENTILE))
+        band = None
+    else:
+        band = ink_band(sample) if crop and channels == 1 else None
+        left, top, right, bottom = band or (0.0, 0.0, 1.0, 1.0)
+        aspect = float(np.median([(w * (right - left)) / (h * (bottom - top)) for w, h in sizes]))
     longest = max((len(label) for label in labels), default=1)
     if height is None:
         wanted = TARGET_PIXELS_PER_CHAR * longest / aspect
@@ -177,4 +275,4 @@ def infer_input_spec(
         natural = min(natural, MAX_PIXELS_PER_CHAR * longest)
         width = max(round_up(natural, time_stride), min_time_steps * time_stride, time_stride)
     return InputSpec(height=height, width=width, channels=channels, crop=band,
-                     ink=bool(ink and channels == 1), time_stride=time_stride)
+                     ink=bool(ink and channels == 1), time_stride=time_stride, locate=bool(locate))

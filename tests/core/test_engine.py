@@ -250,3 +250,16 @@ def test_the_peak_rate_is_held_through_the_plateau_then_decays_over_what_is_left
     assert schedule_progress(config, escaped, elapsed=60.0, budget=100.0) == pytest.approx(0.1)
     assert schedule_progress(config, escaped, elapsed=80.0, budget=100.0) == pytest.approx(0.55)
     assert schedule_progress(config, escaped, elapsed=100.0, budget=100.0) == pytest.approx(1.0)
+
+
+def test_augmentation_rises_only_while_the_model_overfits_after_the_plateau():
+    from captcha_nb.core.engine import GAP_STEP, Progress, next_strength
+
+    config = TrainConfig()
+    reading = Progress(plateau_seconds=10.0, augment_strength=1.0)
+    assert next_strength(config, reading, train_loss=0.04, val_loss=0.13) == 1.0 + GAP_STEP  # securimage's end
+    assert next_strength(config, reading, train_loss=0.001, val_loss=0.003) == 1.0  # tiny losses are no gap
+    assert next_strength(config, reading, train_loss=0.5, val_loss=0.6) == 1.0
+    flat = Progress(plateau_seconds=None, augment_strength=1.0)
+    assert next_strength(config, flat, train_loss=0.04, val_loss=0.13) == 1.0  # not before the first reading
+    assert next_strength(TrainConfig(augment_strength=2.0), reading, train_loss=0.04, val_loss=0.13) == 2.0

@@ -4,7 +4,7 @@ from PIL import Image, ImageDraw
 
 from captcha_nb.sources import synth
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.sources.geometry import InputSpec, infer_input_spec, ink_map, to_input
+from captcha_nb.sources.geometry import InputSpec, infer_input_spec, ink_map, text_box, to_input
 
 
 def labels(length: int, n: int = 3) -> list[str]:
@@ -81,3 +81,45 @@ def test_to_input_gives_the_model_shape_with_or_without_the_ink_map():
 def test_spec_round_trips_through_a_dict():
     spec = InputSpec(40, 160, crop=(0.0, 0.2, 1.0, 0.7))
     assert InputSpec.from_dict(spec.to_dict()) == spec
+
+
+def glyphs_on_canvas(width: int, left: int, size: int = 18, line: bool = True) -> Image.Image:
+    """Three solid 'glyphs' of size x size at `left`, crossed by a one-pixel noise line over the whole canvas."""
+    image = Image.new("RGB", (width, 80), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for i in range(3):
+        x = left + i * (size + 8)
+        draw.rectangle((x, 30, x + size, 30 + size), fill=(40, 90, 200))
+    if line:
+        draw.line((0, 5, width - 1, 75), fill=(0, 0, 0), width=1)
+    return image
+
+
+def test_text_box_finds_the_glyphs_and_ignores_a_thin_line_across_the_canvas():
+    left, top, right, bottom = text_box(np.asarray(glyphs_on_canvas(400, 150)))
+    # The glyphs span x 150-220 and y 30-48; the line runs corner to corner and must not stretch the box.
+    assert 140 <= left <= 150 and 220 <= right <= 232 and 24 <= top <= 30 and 48 <= bottom <= 55
+
+
+def test_text_that_is_small_and_varies_is_located_in_every_picture():
+    pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
+                [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
+    spec = infer_input_spec([p.size for p in pictures], labels(3), pictures)
+    assert spec.locate and spec.crop is None
+    # Located, every picture's glyphs fill most of the input's rows, whatever their canvas.
+    for picture in pictures:
+        rows = np.flatnonzero((to_input(picture, spec)[0] < 128).any(axis=1))
+        assert rows[-1] - rows[0] + 1 >= 0.6 * spec.height
+
+
+def test_text_of_one_extent_keeps_the_data_set_wide_rules(tiny_dir):
+    pictures = [glyphs_on_canvas(400, 150) for _ in range(6)]
+    assert not infer_input_spec([p.size for p in pictures], labels(3), pictures).locate
+    dataset = load_dataset(tiny_dir)
+    assert not infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(40)).locate
+
+
+def test_located_spec_round_trips_and_old_specs_default_to_not_locating():
+    spec = InputSpec(32, 220, locate=True)
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    assert InputSpec.from_dict({"height": 32, "width": 128}).locate is False
