@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    p.add_argument("--format", choices=["onnx", "torchscript", "bundle"], required=True,
+                   help="bundle: a folder with model.onnx, reader.json and read_captcha.py (onnxruntime only)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 

@@ -28,6 +28,9 @@ class TrainConfig:
     run_dir: str = option("runs/default", "new directory for model.pt, history.csv, metrics.json, split.json")
 
     model: str = option("crnn", "a name from captcha_nb.core.model.MODELS")
+    # Fine-tuning: the checkpoint's model, input rules and weights replace model, img_height, img_width, ink, crop
+    # and locate; its alphabet grows by the new data's characters (core/warmstart.py).
+    init_from: str | None = option(None, "a trained model.pt to start from instead of from scratch (default: none)")
 
     # Input geometry and pixels; see geometry.py for the rules that decide them from the data.
     img_height: int | None = option(None, "input height; default: decided from the images and labels")
@@ -113,6 +116,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r} must be an integer of at least 8, or None to infer it")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise ValueError(f"init_from={self.init_from!r} is not a checkpoint file")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ValueError(f"data_dir={self.data_dir!r} is not a directory")
         return self

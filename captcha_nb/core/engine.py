@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.core.model import build_model, count_parameters, model_spec
 from captcha_nb.core.runlock import run_lock
+from captcha_nb.core.warmstart import WarmStart, read_warm_start
 from captcha_nb.sources.data import (
     Alphabet,
     CaptchaSet,
@@ -282,14 +283,17 @@ def decide_input(config: TrainConfig, train: CaptchaSet) -> InputSpec:
     )
 
 
-def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | None = None) -> TrainingData:
-    """Load and split the data set, decide the input, and decode the training and validation images."""
+def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | None = None,
+                 warm: WarmStart | None = None) -> TrainingData:
+    """Load and split the data set, decide the input, and decode the training and validation images.
+
+    A warm start brings its own input rules and the alphabet the new labels grow it to."""
     data_dir = resolve_data_dir(config.data_dir)
     dataset = load_dataset(data_dir, config.max_image_pixels, config.progress)
     split = make_split(config, dataset, run_dir, data_dir)
     train, val = dataset.subset(split["train"]), dataset.subset(split["val"])
     test = dataset.subset(split["test"]) if split["test"] else None
-    spec = resumed_spec or decide_input(config, train)
+    spec = resumed_spec or (warm.spec if warm else decide_input(config, train))
     train_x, val_x = train.tensor(spec), val.tensor(spec)
     if train.unreadable:
         # A picture that cannot be decoded has no pixels to learn from; it was named in a warning.
@@ -297,7 +301,8 @@ def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | N
         train_x = train.tensor(spec)
     if not len(train):
         raise DataError(f"no training image of {data_dir} could be decoded")
-    alphabet = Alphabet.from_labels(train.labels + val.labels)
+    labels = train.labels + val.labels
+    alphabet = warm.grown_alphabet(labels) if warm else Alphabet.from_labels(labels)
     return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x)
 
 
@@ -334,7 +339,8 @@ def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, b
     the schedule is at least as far along as the epochs are, which also makes a capped run repeatable step for step.
     """
     warmup = config.warmup_fraction * budget
-    escaped = progress.plateau_seconds
+    # A warm start already reads: there is no plateau to wait out, so the decay starts when the warm-up ends.
+    escaped = 0.0 if config.init_from else progress.plateau_seconds
     if elapsed < warmup:
         done = elapsed / budget
     elif escaped is None:
@@ -436,7 +442,8 @@ def write_metrics(config, run_dir, data, progress, model, device, stopped_becaus
         "data_fingerprint": data.split.get("fingerprint"),
         # Paths relative to the project, so a committed run names no machine's folders.
         "config": {**config.to_dict(), "data_dir": project_relative(resolve_data_dir(config.data_dir)),
-                   "run_dir": project_relative(run_dir)},
+                   "run_dir": project_relative(run_dir),
+                   "init_from": project_relative(config.init_from) if config.init_from else None},
     }
     write_json(run_dir / "metrics.json", metrics)
     return metrics
@@ -456,10 +463,16 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
         torch.set_num_threads(config.num_threads)
     device = select_device(config.device)
 
-    # Build: the data, the model the data asks for, its optimiser and its weight average.
-    data = prepare_data(config, run_dir, resumed_input(config, run_dir))
+    # Build: the data, the model the data asks for (or the one a warm start brings), its optimiser and average.
+    warm = read_warm_start(config.init_from) if config.init_from else None
+    if warm:
+        config = replace(config, model=warm.model_name)
+    data = prepare_data(config, run_dir, resumed_input(config, run_dir), warm)
     model = build_model(config.model, data.alphabet.num_classes, data.spec.height, data.spec.width,
-                        labels=data.train.labels).to(device)
+                        labels=data.train.labels)
+    if warm:
+        warm.load_into(model)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     progress = restore(config, run_dir, model, optimizer, average, data.alphabet)
@@ -502,7 +515,9 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     # Write: the chosen checkpoint's temperature (fitted on validation), its test score, then metrics.json.
     calibration = calibrate_checkpoint(run_dir / "model.pt", data.val_x, data.val.labels, data.alphabet, device)
     test = score_test(data, run_dir / "model.pt", device)
-    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because, {**calibration, **test})
+    started_from = warm.describe(data.alphabet) if warm else {"init_from": None}
+    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because,
+                            {**calibration, **test, **started_from})
     return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])
 
 

@@ -263,3 +263,34 @@ def test_augmentation_rises_only_while_the_model_overfits_after_the_plateau():
     flat = Progress(plateau_seconds=None, augment_strength=1.0)
     assert next_strength(config, flat, train_loss=0.04, val_loss=0.13) == 1.0  # not before the first reading
     assert next_strength(TrainConfig(augment_strength=2.0), reading, train_loss=0.04, val_loss=0.13) == 2.0
+
+
+def test_init_from_fine_tunes_on_another_style_and_grows_the_alphabet(tmp_path, trained_run, tiny_dir):
+    from captcha_nb.core.checkpoint import read_checkpoint
+
+    # "The site changed its captcha": new pictures, two characters the first model never saw.
+    changed = synth.generate(tmp_path / "changed", 40, alphabet="abcd23xy", length=(4, 6), size=(100, 32), seed=7)
+    start = trained_run.run_dir / "model.pt"
+    old = read_checkpoint(start)
+    config = TrainConfig(data_dir=str(changed), run_dir=str(tmp_path / "tuned"), init_from=str(start), epochs=1,
+                         batch_size=8, progress=False, val_fraction=0.25, max_minutes=5)
+    metrics = fit(config).metrics
+    assert metrics["alphabet"].startswith(old["alphabet"]) and set(metrics["new_characters"]) <= set("xy")
+    assert metrics["init_from"] and metrics["input"] == old["input"] and metrics["model"] == old["model_name"]
+    tuned = read_checkpoint(tmp_path / "tuned" / "model.pt")
+    assert tuned["alphabet"] == metrics["alphabet"]
+
+
+def test_warm_start_keeps_the_old_classes_rows_and_adds_fresh_ones(trained_run):
+    from captcha_nb.core.warmstart import read_warm_start
+
+    warm = read_warm_start(trained_run.run_dir / "model.pt")
+    grown = warm.grown_alphabet(["zz" + warm.alphabet.chars])
+    assert grown.chars == warm.alphabet.chars + "z"
+    model = build_model(warm.model_name, grown.num_classes, warm.spec.height, warm.spec.width)
+    warm.load_into(model)
+    weight = model.state_dict()["classifier.1.weight"]
+    assert torch.equal(weight[: warm.alphabet.num_classes], warm.state_dict["classifier.1.weight"])
+    other = build_model("crnn_large", grown.num_classes, warm.spec.height, warm.spec.width)
+    with pytest.raises(ValueError, match="cannot grow|do not fit"):
+        warm.load_into(other)
