@@ -198,6 +198,13 @@ def cmd_inspect(args) -> int:
     return serve(args.run, args.port)
 
 
+def cmd_label(args) -> int:
+    from captcha_nb.views.app import serve_labelling
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return serve_labelling(args.images, args.run, args.port)
+
+
 def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
     from captcha_nb.sources.data import MAX_IMAGE_PIXELS
 
@@ -281,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="a trained run folder (default: the newest under runs/ and reports/)")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: 8866, or a free one if it is taken)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("label", help="serve the labelling app (Voilà) on localhost for a folder of unlabelled captchas")
+    p.add_argument("--images", required=True, help="the folder; labels are appended to its labels.csv as you save")
+    p.add_argument("--run", help="a trained run whose readings are pre-filled, least confident first")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: 8866, or a free one if it is taken)")
+    p.set_defaults(func=cmd_label)
     return parser
 
 

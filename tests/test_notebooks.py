@@ -20,7 +20,7 @@ ALL_NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_every_numbered_notebook_is_known():
-    assert ALL_NOTEBOOKS == [*NOTEBOOKS, "06_compare_runs.ipynb"]
+    assert ALL_NOTEBOOKS == [*NOTEBOOKS, "06_compare_runs.ipynb", "07_labelling.ipynb"]
 
 
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)
@@ -33,7 +33,8 @@ def test_committed_notebook_is_clean_and_parameterised(name):
     for line in tagged[0].source.splitlines():
         assert "#" in line, f"parameter line without a comment: {line}"
     accepted = set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / name)))
-    expected = {"sweep_dir", "figures_dir"} if name.startswith("06") else TRAINING if name.startswith("03") else COMMON
+    expected = ({"sweep_dir", "figures_dir"} if name.startswith("06") else TRAINING if name.startswith("03")
+                else {"images_dir", "run_dir", "figures_dir"} if name.startswith("07") else COMMON)
     assert expected <= accepted
     assert notebook.cells[0].cell_type == "markdown"
     assert notebook.cells[-1].cell_type == "code"  # ends with a table or a figure
@@ -159,6 +160,20 @@ def test_comparison_notebook_records_the_sweep_it_read(tiny_sweep, tmp_path):
     best = json.loads((sweep_dir / found["best_run"] / "metrics.json").read_text())
     assert found["best_test_accuracy"] == best["test_seq_accuracy"]
     assert (tmp_path / "figures" / "06_accuracy_over_time.png").is_file()
+
+
+def test_labelling_notebook_records_the_folder_it_shows(trained_run, tiny_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:5]):
+        shutil.copy(picture, folder / f"img{i}.png")
+    executed = papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "07_labelling.ipynb"), str(tmp_path / "07.ipynb"), kernel_name="python3",
+        progress_bar=False, parameters={"images_dir": str(folder), "run_dir": str(trained_run.run_dir)})
+    found = read_records(executed)
+    assert (found["images"], found["labelled"], found["to_label"], found["prefilled"]) == (5, 0, 5, 5)
 
 
 def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):

@@ -1,8 +1,10 @@
-"""The inspector as a standalone app: `python -m captcha_nb inspect` serves it with Voilà on localhost.
+"""The inspector and the labelling loop as standalone apps: `python -m captcha_nb inspect` and `label` serve them with
+Voilà on localhost, with a random token.
 
-Voilà renders `inspector_app.ipynb` (beside this file) showing its outputs only, never its code. The notebook calls
-`inspector_for_app()`, which reads the run to show from an environment variable that the command sets: Voilà's
-kernels inherit the server's environment, and a notebook served by Voilà takes no other parameters.
+Voilà renders `inspector_app.ipynb` or `labelling_app.ipynb` (beside this file) showing outputs only, never code. The
+notebooks call `inspector_for_app()` or `labeller_for_app()`, which read what to show from environment variables that
+the command sets: Voilà's kernels inherit the server's environment, and a notebook served by Voilà takes no other
+parameters.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from pathlib import Path
 
 RUN_ENV = "CAPTCHA_NB_INSPECT_RUN"
 APP_NOTEBOOK = Path(__file__).with_name("inspector_app.ipynb")
+LABEL_IMAGES_ENV = "CAPTCHA_NB_LABEL_IMAGES"
+LABEL_RUN_ENV = "CAPTCHA_NB_LABEL_RUN"
+LABEL_NOTEBOOK = Path(__file__).with_name("labelling_app.ipynb")
 DEFAULT_PORT = 8866
 
 
@@ -36,6 +41,21 @@ def inspector_for_app():
     return widgets.VBox([title, inspector.widget])
 
 
+def labeller_for_app():
+    """The labelling widget on $CAPTCHA_NB_LABEL_IMAGES, with the model of $CAPTCHA_NB_LABEL_RUN when it is set."""
+    import ipywidgets as widgets
+
+    from captcha_nb.serving.inference import load_model
+    from captcha_nb.views.labelling import Labeller
+
+    folder = Path(os.environ[LABEL_IMAGES_ENV])
+    run = os.environ.get(LABEL_RUN_ENV)
+    labeller = Labeller(folder, load_model(Path(run) / "model.pt") if run else None)
+    model = f" · readings pre-filled by <code>{run}</code>" if run else ""
+    title = widgets.HTML(f"<h2>captcha_nb labelling</h2><p><code>{folder}</code>{model}</p>")
+    return widgets.VBox([title, labeller.widget])
+
+
 def free_port(preferred: int | None) -> int:
     """The port asked for, or any free one on loopback: a port in use never stops the app from starting."""
     for port in ([preferred] if preferred else []) + [0]:
@@ -48,11 +68,11 @@ def free_port(preferred: int | None) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def voila_command(port: int, token: str) -> list[str]:
+def voila_command(port: int, token: str, notebook: Path = APP_NOTEBOOK) -> list[str]:
     voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
     if voila is None:
         raise FileNotFoundError("Voilà is not installed; run `make inspect` or pip install -e '.[dev]'")
-    return [voila, str(APP_NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", f"--token={token}",
+    return [voila, str(notebook), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", f"--token={token}",
             "--Voila.port_retries=0", "--show_tracebacks=True"]
 
 
@@ -61,10 +81,27 @@ def serve(run_dir: str | None, port: int | None = None) -> int:
     from captcha_nb.views import workspace
 
     run_path = workspace.trained_run(run_dir).resolve()
+    return run_voila(APP_NOTEBOOK, {RUN_ENV: str(run_path)}, port, f"inspector for {run_path}")
+
+
+def serve_labelling(images: str, run_dir: str | None = None, port: int | None = None) -> int:
+    """Start Voilà on the labelling app; the folder and the run are checked here, before anything is served."""
+    from captcha_nb.views import workspace
+
+    folder = Path(images).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--images {images}: not a folder")
+    env = {LABEL_IMAGES_ENV: str(folder)}
+    if run_dir:
+        env[LABEL_RUN_ENV] = str(workspace.trained_run(run_dir).resolve())
+    return run_voila(LABEL_NOTEBOOK, env, port, f"labelling {folder}")
+
+
+def run_voila(notebook: Path, env: dict, port: int | None, what: str) -> int:
     port = free_port(port or DEFAULT_PORT)
     token = secrets.token_urlsafe(16)
-    print(f"inspector for {run_path}\nserving at http://127.0.0.1:{port}/?token={token}  (Ctrl-C to stop)", flush=True)
-    process = subprocess.Popen(voila_command(port, token), env={**os.environ, RUN_ENV: str(run_path)})
+    print(f"{what}\nserving at http://127.0.0.1:{port}/?token={token}  (Ctrl-C to stop)", flush=True)
+    process = subprocess.Popen(voila_command(port, token, notebook), env={**os.environ, **env})
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -26,12 +26,25 @@ def test_every_kind_of_input_reads_the_same_as_the_recogniser(reader, trained_ru
     assert reader.read(path) == readings[0] and 0 <= readings[0].confidence <= 1
 
 
-def test_the_readme_example_runs(trained_run, tiny_dir):
-    from captcha_nb import Reader  # exactly as the README shows it
+def test_the_readme_example_runs(trained_run, tiny_dir, tmp_path, monkeypatch):
+    """The README's Python example, exactly as written, on a tiny run placed where the example looks."""
+    import re
 
-    reader = Reader.from_run(trained_run.run_dir)
-    images = sorted(tiny_dir.glob("*.png"))[:3]
-    assert len(reader.read_many(images)) == 3 and isinstance(reader.read(images[0]).text, str)
+    from captcha_nb import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "Reader" in block)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mine").symlink_to(trained_run.run_dir)
+    (tmp_path / "my_captchas").mkdir()
+    pictures = sorted(tiny_dir.glob("*.png"))
+    for name, picture in zip(["7dk2.png", "a.png", "b.png"], pictures):
+        (tmp_path / "my_captchas" / name).write_bytes(picture.read_bytes())
+        (tmp_path / name).write_bytes(picture.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert len(namespace["readings"]) == 2 and isinstance(namespace["reading"].text, str)
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -1,0 +1,74 @@
+import shutil
+
+import pytest
+
+from captcha_nb.sources.labelstore import LabelStore
+from captcha_nb.views.labelling import UNDO_KEY, Labeller
+
+
+@pytest.fixture
+def folder(tmp_path, tiny_dir):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:8]):
+        shutil.copy(picture, folder / f"{i:03d}.png")
+    return folder
+
+
+def test_typing_and_enter_save_skip_and_undo(folder):
+    labeller = Labeller(folder)
+    first = labeller.current
+    labeller.submit("ab12")
+    assert LabelStore.open(folder).labels == {first.name: "ab12"} and "1 of 8 labelled" in labeller.counter.value
+    second = labeller.current
+    labeller.submit("")  # an empty Enter skips
+    assert labeller.current != second and second.name not in LabelStore.open(folder).labels
+    labeller.submit(UNDO_KEY)
+    assert LabelStore.open(folder).labels == {} and labeller.current == first
+
+
+class ReadsByName:
+    """A stand-in model whose reading and confidence of each picture are fixed, so the ranking can be checked."""
+
+    def __init__(self, confidences):
+        from captcha_nb.sources.data import Alphabet
+
+        self.alphabet = Alphabet("abcd23")
+        self.confidences = confidences
+
+    def predict_images(self, images):
+        from captcha_nb.serving.inference import Prediction
+
+        return [Prediction("ab" + "cd23"[i % 4], c, [c], [0]) for i, c in enumerate(self.confidences[: len(images)])]
+
+
+def test_a_run_prefills_readings_least_confident_first_and_accepts_confident_ones(folder):
+    labeller = Labeller(folder, ReadsByName([0.5, 0.95, 0.2, 0.99, 0.7, 0.91, 0.1, 0.3]))
+    assert [p.name for p in labeller.queue][:3] == ["006.png", "002.png", "007.png"]
+    assert labeller.text.value == labeller.readings["006.png"][0]  # pre-filled
+    labeller.submit(labeller.text.value)  # Enter on the pre-filled reading accepts it
+    assert LabelStore.open(folder).labels == {"006.png": labeller.readings["006.png"][0]}
+    assert [p.name for p in labeller.confident()] == ["003.png", "001.png", "005.png"]
+    assert labeller.accept_confident() == 3
+    saved = LabelStore.open(folder).labels
+    assert all(saved[name] == labeller.readings[name][0] for name in ("003.png", "001.png", "005.png"))
+    assert len(saved) == 4 and "no reading above" in labeller.grid.value
+
+
+def test_the_real_model_ranks_every_picture(folder, recogniser):
+    labeller = Labeller(folder, recogniser)
+    confidences = [labeller.readings[p.name][1] for p in labeller.queue]
+    assert len(confidences) == 8 and confidences == sorted(confidences)
+
+
+def test_a_character_outside_the_runs_alphabet_is_saved_with_a_note(folder):
+    labeller = Labeller(folder, ReadsByName([0.5] * 8))
+    labeller.submit("zz")
+    assert "zz" in LabelStore.open(folder).labels.values() and "not in the run's alphabet" in labeller.note.value
+
+
+def test_when_everything_is_done_the_box_is_disabled(folder):
+    labeller = Labeller(folder)
+    for _ in range(8):
+        labeller.submit("a")
+    assert labeller.current is None and labeller.text.disabled and "All pictures" in labeller.note.value
