@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> Path:
                                                             "history.csv")
               for r in rows if r["status"] == "finished"}
     plots.save(plots.accuracy_over_time(curves), out, "plot")
+    first_seed = {name.split(" seed ")[0]: history for name, history in curves.items() if name.endswith(f"seed {seeds[0]}")}
+    plots.save(plots.loss_gap(first_seed), out, "losses")
     if args.publish and not args.quick:
         publish(out, payload, table)
     print(out)
@@ -197,7 +199,9 @@ def publish(out: Path, payload: dict, table: pd.DataFrame) -> None:
     section = (f"{STYLES_HEADING}\n\nLatest: `{relative}`, measured on {payload['machine']} with "
                f"{payload['workers']} run(s) at a time, {payload['minutes']} minutes per run, seeds {payload['seeds']}. "
                f"Command: `{payload['command']}`.\n\n{table.round(3).to_markdown()}\n\n"
-               f"![validation accuracy against training time]({relative}/plot.png)\n")
+               f"![validation accuracy against training time]({relative}/plot.png)\n\n"
+               f"Training loss (dashed) against validation loss, seed {payload['seeds'][0]}: a wide gap is "
+               f"overfitting, two high curves underfitting.\n\n![train and validation loss]({relative}/losses.png)\n")
     replace_section(BENCHMARKS_MD, STYLES_HEADING, section)
 
 

@@ -68,7 +68,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         convert = converters[base]
         parser.add_argument(flag, dest=f.name, default=f.default, required=f.name == "run_dir",
                             type=optional(convert) if "None" in kind else convert,
-                            help=text if "default" in text else f"{text} (default: {f.default})")
+                            help=text if "default" in text or f.name == "run_dir" else f"{text} (default: {f.default})")
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
@@ -89,7 +89,10 @@ def cmd_predict(args) -> int:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["path", "prediction", "confidence"])
     failures = 0
-    for path, prediction, error in predict_files(args.checkpoint, expand_paths(args.paths), device=args.device,
+    from captcha_nb.core.engine import select_device
+
+    device = select_device(args.device)
+    for path, prediction, error in predict_files(args.checkpoint, expand_paths(args.paths), device=device,
                                                  beam_width=args.beam_width, max_pixels=args.max_image_pixels):
         if error:
             failures += 1
@@ -223,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="read captchas: prints CSV lines path,prediction,confidence")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("paths", nargs="+", help="image files or directories of images")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...")
     p.add_argument("--beam-width", type=int, default=0, help="0 for greedy decoding, >1 for prefix beam search")
     add_pixel_limit(p)
     p.set_defaults(func=cmd_predict)

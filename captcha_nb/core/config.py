@@ -41,8 +41,9 @@ class TrainConfig:
                                        "(default: decided from the data; see geometry.py)")
     max_image_pixels: int = option(MAX_IMAGE_PIXELS, "refuse pictures with more pixels than this")
 
-    # The budget. The learning rate follows the wall clock: warm-up, then cosine decay ending as max_minutes runs
-    # out, so a run always finishes on a small learning rate. An epoch cap is there for a user who wants one.
+    # The budget. The learning rate follows the wall clock: warm-up, then the peak is held until the model first reads
+    # a validation captcha (the end of CTC's plateau), then cosine decay ending as max_minutes runs out, so a run always
+    # finishes on a small learning rate (engine.schedule_progress). An epoch cap is there for a user who wants one.
     max_minutes: float = option(10.0, "wall-clock budget for training, in minutes")
     epochs: int | None = option(None, "optional cap on epochs (default: none, the budget decides)")
 
@@ -62,9 +63,9 @@ class TrainConfig:
     # noise, so the checkpoint depends less on which step the budget happened to end on.
     ema_decay: float | None = option(0.995, "decay of the weights' moving average; None to save the raw weights")
 
-    # Stopping before the budget: only once the model has converged, meaning that neither validation accuracy nor
-    # validation loss improved over this share of the budget (counted from the first correct reading, so CTC's flat
-    # start never counts as convergence).
+    # Stopping before the budget: only once the model has converged, meaning that no epoch beat the best one (higher
+    # validation accuracy, or equal accuracy and lower loss: engine.better) over this share of the budget, counted
+    # once the model reads, so CTC's flat start never counts as convergence.
     patience_fraction: float = option(0.25, "stop when nothing improved over this share of the budget")
     target_accuracy: float | None = option(None, "stop once validation reaches this accuracy (default: never)")
 

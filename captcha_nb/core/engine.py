@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -392,7 +391,11 @@ def peak_memory_mb() -> float:
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS; the module does not exist on Windows.
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, 1)
 

@@ -99,6 +99,21 @@ def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
+def loss_gap(curves: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Training loss (dashed) beside validation loss (solid) against wall-clock seconds, one panel per run: where the
+    dashed line falls far below the solid one, the model overfits; where both stay high, it underfits."""
+    figure, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3), sharey=True, squeeze=False)
+    for ax, (name, history) in zip(axes[0], curves.items()):
+        ax.plot(history["seconds"], history["train_loss"], ls="--", label="train")
+        ax.plot(history["seconds"], history["val_loss"], label="validation")
+        ax.set(title=name, xlabel="training wall time (s)", yscale="log")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("CTC loss")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def parameter_effects(effects: pd.DataFrame, runs: pd.DataFrame, metric: str = "test_seq_accuracy") -> plt.Figure:
     """One panel per swept parameter: the mean of `metric` per value with its spread over seeds, and every run as a
     dot, so a difference smaller than the seed-to-seed spread is seen to be one."""
