@@ -55,3 +55,34 @@ def test_training_saves_the_temperature_and_reports_calibration(trained_run):
     assert recogniser.temperature == trained_run.metrics["temperature"] > 0
     for key in ("val_ece_raw", "val_ece"):
         assert 0 <= trained_run.metrics[key] <= 1
+
+
+def test_a_validation_split_without_misreads_leaves_the_temperature_at_one(tmp_path, monkeypatch):
+    from captcha_nb.core.checkpoint import atomic_save, make_payload, read_checkpoint
+    from captcha_nb.core.model import build_model
+    from captcha_nb.sources.geometry import InputSpec
+
+    class Perfect(torch.nn.Module):
+        """Reads 'a' at every picture with near certainty: a split of 'a's is read without error."""
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))  # so the model has a device
+
+        def forward(self, images):
+            logits = torch.full((images.shape[0], 3, 3), -6.0)
+            logits[:, 0, 0] = logits[:, 2, 0] = logits[:, 1, 1] = 6.0
+            return logits
+
+    spec = InputSpec(32, 12)
+    model = build_model("crnn", 3, 32, 12)
+    atomic_save(make_payload(model, "crnn", ALPHABET, spec, {}, {}), tmp_path / "model.pt")
+    monkeypatch.setattr(calibration, "build_saved_model", lambda payload, path: Perfect())
+    images = torch.zeros(20, 1, 32, 12, dtype=torch.uint8)
+    result = calibration.calibrate_checkpoint(tmp_path / "model.pt", images, ["a"] * 20, ALPHABET,
+                                              torch.device("cpu"))
+    assert result["temperature"] == 1.0 and "0 misread" in result["temperature_fit"]
+    assert read_checkpoint(tmp_path / "model.pt")["temperature"] == 1.0
+    labels = ["b"] * 5 + ["a"] * 15  # five misreads: now the split has something to say
+    result = calibration.calibrate_checkpoint(tmp_path / "model.pt", images, labels, ALPHABET, torch.device("cpu"))
+    assert result["temperature"] > 1.0 and "fitted on 5" in result["temperature_fit"]
