@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
 
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M")
-    out = Path(args.out) if args.out else REPORTS_DIR / "benchmarks" / f"styles-{stamp}"
+    out = Path(args.out).resolve() if args.out else REPORTS_DIR / "benchmarks" / f"styles-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     roots = quick_styles(out) if args.quick else [Path(d) for d in args.data]
     minutes, seeds = (0.15, [0]) if args.quick else (args.minutes, args.seeds)

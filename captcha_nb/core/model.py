@@ -120,8 +120,11 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "crnn": ModelSpec(CRNN, in_channels=1),
-    # The CNN's first two stages as in "crnn", wider where the map is small and a GRU twice as wide: 1.7 times the
-    # compute of "crnn" for about four times the parameters, for styles whose training loss stays high.
+    # The CNN's first two stages as in "crnn", wider where the map is small and a GRU twice as wide: about four times
+    # the parameters, for styles whose training loss stays high given a longer budget. Within the default 6 minutes on
+    # 2 CPU cores it does not pay (issue 13, seed 0, the recipe's own test split of securimage_train): its CTC plateau
+    # lasted 183 s against 64 s, and it read 74.4 % against 81.3 % for "crnn". "crnn_large" on the varlen style: 32.0 %
+    # against 32.5 %, its plateau 162 s against 76 s. So no rule picks a larger size by default yet.
     "crnn_medium": ModelSpec(lambda n, h, w: CRNN(n, h, w, channels=(16, 32, 96, 128), hidden=128), in_channels=1),
     # Three times the parameters and half the speed of "crnn", for harder captcha styles; on captcha_images_v2 it
     # reached the same 100 % held-out accuracy, later (reports/benchmarks/2026-11-25_0406).

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 
 import pytest
 from browsing import free_port, start_server, stop_server, wait_until
@@ -66,6 +67,8 @@ def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, train
         screenshots(browser, "label-1-rendered")
         type_label(browser, "ab23")
         wait_until(lambda: len(saved(folder)) == 1, 30, "Enter did not save the first label")
+        wait_until(lambda: counter(browser).startswith("1 of 6 labelled"), 30, "the counter did not follow")
+        time.sleep(1)  # the next picture's pre-filled reading arrives right after the counter
         type_label(browser, "cd32")
         wait_until(lambda: len(saved(folder)) == 2, 30, "Enter did not save the second label")
         wait_until(lambda: counter(browser).startswith("2 of 6 labelled"), 30, "the counter did not follow")
@@ -82,6 +85,7 @@ def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, train
     try:
         browser.get(url)
         wait_until(lambda: counter(browser).startswith("2 of 6 labelled"), 120, "a restart did not carry on")
+        time.sleep(1)
         type_label(browser, "dd22")
         wait_until(lambda: len(saved(folder)) == 3, 30, "Enter after the restart did not save")
         screenshots(browser, "label-3-after-restart")
