@@ -11,6 +11,7 @@ Like the inspector, everything shown is held in widget values, so tests drive it
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import warnings
@@ -23,6 +24,9 @@ from captcha_nb.sources.data import open_image
 from captcha_nb.sources.labelstore import LabelStore
 
 UNDO_KEY = "<"
+# ipywidgets sends one value update at a time and queues the rest, while Enter's submit event goes at once: in the
+# browser test a label typed at machine speed arrived as its first letter. Half a second lets the queue drain.
+SUBMIT_DELAY_SECONDS = 0.5
 GRID_SIZE = 12  # confident readings shown at once for a batch accept
 CONFIDENT = 0.9  # readings at least this confident are offered for a batch accept
 
@@ -69,7 +73,9 @@ class Labeller:
         self.queue = self.ranked(self.store.unlabelled())
         self.position = 0
         self.picture = widgets.Image(format="png", layout=widgets.Layout(height="90px"))
-        self.text = widgets.Text(placeholder="type the captcha, Enter saves", continuous_update=False,
+        # Every keystroke is sent to the kernel, and Enter is acted on a moment later (`later`): the browser sends
+        # Enter's submit event ahead of the value updates still queued behind it.
+        self.text = widgets.Text(placeholder="type the captcha, Enter saves", continuous_update=True,
                                  layout=widgets.Layout(width="320px"))
         self.note = widgets.HTML()
         self.counter = widgets.HTML()
@@ -81,7 +87,7 @@ class Labeller:
         with warnings.catch_warnings():
             # on_submit is the one event that fires on Enter even when the pre-filled text is left as it is.
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.text.on_submit(lambda _: self.submit(self.text.value))
+            self.text.on_submit(lambda _: self.later(lambda: self.submit(self.text.value)))
         self.grid = widgets.HTML()
         accept = widgets.Button(description="Accept these confident readings")
         accept.on_click(lambda _: self.accept_confident())
@@ -92,6 +98,16 @@ class Labeller:
             parts += [widgets.HTML("<h4>Confident readings</h4>"), self.grid, accept]
         self.widget = widgets.VBox(parts)
         self.show()
+
+    @staticmethod
+    def later(action) -> None:
+        """Run `action` once the keystrokes still on their way have reached the kernel (at once outside a kernel)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            action()
+            return
+        loop.call_later(SUBMIT_DELAY_SECONDS, action)
 
     def ranked(self, paths: list[Path]) -> list[Path]:
         """Least confident first when a model reads them; otherwise in name order."""
