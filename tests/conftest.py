@@ -72,3 +72,19 @@ def tiny_sweep(tmp_path_factory, failing_grid):
     reports = tmp_path_factory.mktemp("reports")
     code = main(["sweep", "--sweep-id", "grid", "--reports", str(reports), *failing_grid, "--workers", "2"])
     return reports / "grid", code
+
+
+@pytest.fixture
+def neutral_copies(tmp_path, tiny_dir):
+    """Copy n tiny captchas under neutral names (000.png, ...), as a site's captchas arrive: nothing says what they
+    read. Returns a function of n and the name pattern, giving the folder."""
+    import shutil
+
+    def copy(n: int, pattern: str = "{:03d}.png"):
+        folder = tmp_path / "to-label"
+        folder.mkdir()
+        for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:n]):
+            shutil.copy(picture, folder / pattern.format(i))
+        return folder
+
+    return copy

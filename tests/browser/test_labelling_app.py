@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import sys
 import time
@@ -50,12 +49,8 @@ def type_label(driver, text: str) -> None:
 
 
 @pytest.fixture
-def folder(tmp_path, tiny_dir):
-    folder = tmp_path / "to-label"
-    folder.mkdir()
-    for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:6]):
-        shutil.copy(picture, folder / f"img{i}.png")
-    return folder
+def folder(neutral_copies):
+    return neutral_copies(6, "img{}.png")
 
 
 def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, trained_run, browser_env, tmp_path,

@@ -8,13 +8,8 @@ from captcha_nb.sources.labelstore import LabelStore
 
 
 @pytest.fixture
-def unlabelled(tmp_path, tiny_dir):
-    """Six of the tiny captchas under neutral names, as a site's captchas arrive: nothing says what they read."""
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:6]):
-        shutil.copy(picture, folder / f"{i:03d}.png")
-    return folder
+def unlabelled(neutral_copies):
+    return neutral_copies(6)
 
 
 def rows(folder):

@@ -1,4 +1,3 @@
-import shutil
 
 import pytest
 
@@ -7,12 +6,8 @@ from captcha_nb.views.labelling import UNDO_KEY, Labeller
 
 
 @pytest.fixture
-def folder(tmp_path, tiny_dir):
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for i, picture in enumerate(sorted(tiny_dir.glob("*.png"))[:8]):
-        shutil.copy(picture, folder / f"{i:03d}.png")
-    return folder
+def folder(neutral_copies):
+    return neutral_copies(8)
 
 
 def test_typing_and_enter_save_skip_and_undo(folder):
