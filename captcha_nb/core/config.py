@@ -31,6 +31,10 @@ class TrainConfig:
     # Fine-tuning: the checkpoint's model, input rules and weights replace model, img_height, img_width, ink, crop
     # and locate; its alphabet grows by the new data's characters (core/warmstart.py).
     init_from: str | None = option(None, "a trained model.pt to start from instead of from scratch (default: none)")
+    # Transfer: the CNN and GRU start from the package's model of synthetic captchas in many fonts, while the run keeps
+    # its own input rules and alphabet (core/warmstart.py, which holds the measurements behind the default).
+    pretrained: bool | None = option(None, "start from the package's model of synthetic captchas (captcha_nb/"
+                                           "pretrained/synthetic.pt) (default: yes when it fits the model and input)")
 
     # Input geometry and pixels; see geometry.py for the rules that decide them from the data.
     img_height: int | None = option(None, "input height; default: decided from the images and labels")
@@ -117,6 +121,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r} must be an integer of at least 8, or None to infer it")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        if self.pretrained not in (None, True, False):
+            raise ValueError(f"pretrained={self.pretrained!r} must be True, False or None")
         if self.init_from is not None and not Path(self.init_from).is_file():
             raise ValueError(f"init_from={self.init_from!r} is not a checkpoint file")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():

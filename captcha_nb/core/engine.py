@@ -39,7 +39,9 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.core.model import build_model, count_parameters, model_spec
 from captcha_nb.core.runlock import run_lock
-from captcha_nb.core.warmstart import WarmStart, read_warm_start
+from captcha_nb.core.warmstart import (
+    PRETRAINED, PRETRAINED_BY_DEFAULT, WarmStart, read_pretrained, read_warm_start, transfer,
+)
 from captcha_nb.sources.data import (
     Alphabet,
     CaptchaSet,
@@ -305,6 +307,21 @@ def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | N
     return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x)
 
 
+def start_pretrained(config: TrainConfig, model: torch.nn.Module, data: TrainingData) -> dict:
+    """Start `model` from the shipped synthetic checkpoint when the config asks for it (or its rule does); return what
+    metrics.json records about it."""
+    wanted = PRETRAINED_BY_DEFAULT if config.pretrained is None else config.pretrained
+    if not wanted:
+        return {"pretrained": None}
+    pretrained = read_pretrained(config.model)
+    if pretrained is None or data.spec.channels != pretrained.spec.channels:
+        if config.pretrained:
+            raise ValueError(f"pretrained=True: {PRETRAINED} is missing or not a {config.model!r} model of "
+                             f"{data.spec.channels}-channel input")
+        return {"pretrained": None}
+    return transfer(pretrained, model, data.alphabet)
+
+
 def restore(config: TrainConfig, run_dir: Path, model, optimizer, average, alphabet: Alphabet) -> Progress:
     """Continue from last.pt when resuming; otherwise a fresh start."""
     last_path = run_dir / "last.pt"
@@ -475,6 +492,9 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
                         labels=data.train.labels)
     if warm:
         warm.load_into(model)
+        started_from = warm.describe(data.alphabet)
+    else:
+        started_from = {"init_from": None, **start_pretrained(config, model, data)}
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
@@ -518,7 +538,6 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     # Write: the chosen checkpoint's temperature (fitted on validation), its test score, then metrics.json.
     calibration = calibrate_checkpoint(run_dir / "model.pt", data.val_x, data.val.labels, data.alphabet, device)
     test = score_test(data, run_dir / "model.pt", device)
-    started_from = warm.describe(data.alphabet) if warm else {"init_from": None}
     metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because,
                             {**calibration, **test, **started_from})
     return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])

@@ -65,3 +65,56 @@ def read_warm_start(path: str | os.PathLike) -> WarmStart:
     payload = read_checkpoint(path)
     return WarmStart(Path(path), payload["model_name"], saved_input(payload), Alphabet(payload["alphabet"]),
                      payload["state_dict"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The general checkpoint shipped with the package (`train --pretrained yes`), built by tools/build_pretrained.py.
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "synthetic.pt"
+# A run that leaves `pretrained` to the recipe starts from the synthetic checkpoint whenever it fits (the same model,
+# an ink-map input). Measured on the recipe's own splits of the shared styles, seed 0, 6 minutes, 2 CPU cores
+# (reports/BENCHMARKS.md, "Hard styles"), from scratch -> pretrained: securimage validation 81.0 -> 86.0 % (its own
+# test split 81.3 -> 84.2 %), CTC's plateau 64 -> 18 s; varlen 36.8 -> 42.4 % (32.5 -> 39.2 %), plateau 76 -> 9 s;
+# kelab and digits read their validation splits as well as before with a lower validation loss and a plateau of a
+# few seconds; captcha_images_v2 likewise (see the benchmark). No style read worse.
+PRETRAINED_BY_DEFAULT = True
+
+
+def read_pretrained(model_name: str, path: Path = PRETRAINED) -> WarmStart | None:
+    """The shipped synthetic checkpoint, or None when it is missing or of another architecture than `model_name`."""
+    if not path.is_file():
+        return None
+    pretrained = read_warm_start(path)
+    return pretrained if pretrained.model_name == model_name else None
+
+
+def transfer(pretrained: WarmStart, model: torch.nn.Module, alphabet: Alphabet) -> dict:
+    """Copy into `model` every tensor of `pretrained` that fits, and say what was copied (for metrics.json).
+
+    Unlike a fine-tuning warm start, the new run keeps its own input rules and alphabet: a tensor whose shape depends
+    on the input height (the GRU's input weights) is copied only when the heights agree, and the classifier's rows are
+    matched by character, so the row of 'a' starts from what 'a' learnt; blank keeps blank's row and a character the
+    checkpoint never saw keeps its fresh row.
+    """
+    target = model.state_dict()
+    rows = [0] + [pretrained.alphabet.chars.index(c) + 1 if c in pretrained.alphabet.chars else -1
+                  for c in alphabet.chars]
+    copied, skipped = [], []
+    for name, old in pretrained.state_dict.items():
+        new = target.get(name)
+        if new is not None and name.startswith("classifier.") and old.shape[1:] == new.shape[1:]:
+            for row, source in enumerate(rows):
+                if source >= 0:
+                    new[row] = old[source]
+            copied.append(name)
+        elif new is not None and new.shape == old.shape:
+            target[name] = old
+            copied.append(name)
+        else:
+            skipped.append(name)
+    model.load_state_dict(target)
+    from captcha_nb import project_relative
+
+    return {"pretrained": project_relative(pretrained.path), "pretrained_tensors": len(copied),
+            "pretrained_skipped": skipped,
+            "pretrained_characters": sum(source >= 0 for source in rows[1:])}

@@ -49,10 +49,13 @@ def seeded_captcha(seed: int):
             captcha.image.secrets = original
 
 
-LOOKS = ("plain", "dark", "pale", "tall")
+LOOKS = ("plain", "dark", "pale", "tall", "mixed")
 
 
 def draw(generator: ImageCaptcha, label: str, look: str, rng: random.Random) -> Image.Image:
+    if look == "mixed":
+        # A tall canvas is a property of a whole style (the crop rule is decided per data set), so it is not mixed in.
+        look = rng.choice(("plain", "dark", "pale"))
     if look == "dark":
         background = tuple(rng.randint(10, 60) for _ in range(3))
         ink = tuple(rng.randint(170, 255) for _ in range(3))
@@ -82,11 +85,13 @@ def generate(
     seed: int = 0,
     grey: bool = False,
     look: str = "plain",
+    fonts: list[str] | None = None,
 ) -> Path:
     """Write n labelled captchas of size (width, height) into out_dir; labels are unique and of the given length range.
 
     `look` varies the style the way real sites do: "plain" (the captcha package's default), "dark" (light text on a
-    dark background), "pale" (pale colours on white) or "tall" (the captcha in a strip of a canvas 3.5 times taller).
+    dark background), "pale" (pale colours on white), "tall" (the captcha in a strip of a canvas 3.5 times taller) or
+    "mixed" (each picture plain, dark or pale at random). `fonts` are TrueType files to draw with instead of the package's one.
     """
     if look not in LOOKS:
         raise ValueError(f"look={look!r} must be one of {LOOKS}")
@@ -101,7 +106,8 @@ def generate(
     rng = random.Random(seed)
     width, height = size
     font_size = max(12, int(height * 0.8))
-    generator = ImageCaptcha(width=width, height=height, font_sizes=(font_size, font_size + 2))
+    generator = ImageCaptcha(width=width, height=height, font_sizes=(font_size, font_size + 2),
+                             fonts=fonts)
     seen: set[str] = set()
     with seeded_captcha(seed):
         for _ in range(n):

@@ -294,3 +294,37 @@ def test_warm_start_keeps_the_old_classes_rows_and_adds_fresh_ones(trained_run):
     other = build_model("crnn_large", grown.num_classes, warm.spec.height, warm.spec.width)
     with pytest.raises(ValueError, match="cannot grow|do not fit"):
         warm.load_into(other)
+
+
+def test_pretrained_transfer_matches_rows_by_character_and_skips_what_the_height_changes(trained_run):
+    from captcha_nb.core.warmstart import read_warm_start, transfer
+
+    source = read_warm_start(trained_run.run_dir / "model.pt")
+    # Another style: its own alphabet, in another order, with one character the source never saw; a taller input.
+    chars = source.alphabet.chars
+    alphabet = Alphabet("z" + chars[::-1])
+    taller = build_model(source.model_name, alphabet.num_classes, source.spec.height + 16, source.spec.width)
+    done = transfer(source, taller, alphabet)
+    weights = taller.state_dict()
+    old = source.state_dict["classifier.1.weight"]
+    for row, char in enumerate(alphabet.chars, start=1):
+        if char in chars:
+            assert torch.equal(weights["classifier.1.weight"][row], old[chars.index(char) + 1])
+    assert torch.equal(weights["classifier.1.weight"][0], old[0])  # blank keeps blank's row
+    assert torch.equal(weights["features.0.0.weight"], source.state_dict["features.0.0.weight"])
+    assert "gru.weight_ih_l0" in done["pretrained_skipped"]  # sized by the input height
+    assert done["pretrained_characters"] == len(chars)
+
+
+def test_a_run_can_start_pretrained_and_says_so(tmp_path, tiny_dir, trained_run, monkeypatch):
+    from captcha_nb.core import engine
+
+    # The shipped checkpoint is stood in for by the tiny run's, so the test does not depend on the committed file.
+    monkeypatch.setattr(engine, "read_pretrained",
+                        lambda name: engine.read_warm_start(trained_run.run_dir / "model.pt"))
+    config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "pre"), pretrained=True, epochs=1,
+                         batch_size=8, progress=False, val_fraction=0.25, max_minutes=5)
+    metrics = fit(config).metrics
+    assert metrics["pretrained"] and metrics["pretrained_tensors"] > 0 and metrics["init_from"] is None
+    scratch = fit(TrainConfig(**{**config.to_dict(), "run_dir": str(tmp_path / "scratch"), "pretrained": False}))
+    assert scratch.metrics["pretrained"] is None
