@@ -198,7 +198,7 @@ def cmd_inspect(args) -> int:
 
     # `kill` stops the app as Ctrl-C does, so the Voilà server it started is stopped too rather than left running.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    return serve(args.run, args.port)
+    return serve(args.run, args.port, args.data)
 
 
 def cmd_label(args) -> int:
@@ -290,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="serve the prediction inspector as an app (Voilà) on localhost")
     p.add_argument("--run", help="a trained run folder (default: the newest under runs/ and reports/)")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: 8866, or a free one if it is taken)")
+    p.add_argument("--data", help="the folder holding the run's validation images (default: the one its split.json "
+                                  "records)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("label", help="serve the labelling app (Voilà) on localhost for a folder of unlabelled captchas")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 RUN_ENV = "CAPTCHA_NB_INSPECT_RUN"
+DATA_ENV = "CAPTCHA_NB_INSPECT_DATA"
 APP_NOTEBOOK = Path(__file__).with_name("inspector_app.ipynb")
 LABEL_IMAGES_ENV = "CAPTCHA_NB_LABEL_IMAGES"
 LABEL_RUN_ENV = "CAPTCHA_NB_LABEL_RUN"
@@ -26,7 +27,8 @@ DEFAULT_PORT = 8866
 
 
 def inspector_for_app():
-    """The inspector widget on the validation images of the run named by $CAPTCHA_NB_INSPECT_RUN (or the newest)."""
+    """The inspector widget on the validation images of the run named by $CAPTCHA_NB_INSPECT_RUN (or the newest), read
+    from $CAPTCHA_NB_INSPECT_DATA when set, otherwise from the folder the run's split.json records."""
     import ipywidgets as widgets
 
     from captcha_nb import project_relative
@@ -34,7 +36,7 @@ def inspector_for_app():
     from captcha_nb.views.widgets import PredictionInspector
 
     run_path = workspace.trained_run(os.environ.get(RUN_ENV) or None)
-    recogniser, val_set, _ = workspace.held_out(run_path)
+    recogniser, val_set, _ = workspace.held_out(run_path, os.environ.get(DATA_ENV) or None)
     inspector = PredictionInspector(recogniser, val_set)
     title = widgets.HTML(f"<h2>captcha_nb inspector</h2><p>run <code>{project_relative(run_path)}</code> · "
                          f"{len(val_set)} validation captchas · model {recogniser.model_name}</p>")
@@ -76,12 +78,21 @@ def voila_command(port: int, token: str, notebook: Path = APP_NOTEBOOK) -> list[
             "--Voila.port_retries=0", "--show_tracebacks=True"]
 
 
-def serve(run_dir: str | None, port: int | None = None) -> int:
-    """Start Voilà on the run (checked first, so a wrong folder fails here rather than in the browser)."""
+def serve(run_dir: str | None, port: int | None = None, data_dir: str | None = None) -> int:
+    """Start Voilà on the run. The run and its validation images are checked first, so a missing folder is one
+    message here rather than a traceback in the browser."""
+    from captcha_nb.sources.data import load_split
     from captcha_nb.views import workspace
 
     run_path = workspace.trained_run(run_dir).resolve()
-    return run_voila(APP_NOTEBOOK, {RUN_ENV: str(run_path)}, port, f"inspector for {run_path}")
+    recorded = load_split(run_path / "split.json")["data_dir"]
+    source = workspace.data_directory(data_dir) if data_dir else workspace.resolve_recorded(recorded)
+    if not source.is_dir():
+        raise FileNotFoundError(
+            f"the validation images of {run_path} were read from {recorded}, which is not on this machine; "
+            f"pass --data with the folder that holds them, or --run a run of your own")
+    env = {RUN_ENV: str(run_path), DATA_ENV: str(source.resolve())}
+    return run_voila(APP_NOTEBOOK, env, port, f"inspector for {run_path}")
 
 
 def serve_labelling(images: str, run_dir: str | None = None, port: int | None = None) -> int:

@@ -23,3 +23,20 @@ def test_voila_serves_the_app_notebook_on_loopback_with_a_token():
 def test_inspect_refuses_a_folder_without_a_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.pt"):
         app.serve(str(tmp_path))
+
+
+def test_inspect_names_missing_validation_images_before_serving(tmp_path, trained_run, tiny_dir, monkeypatch):
+    import json
+    import shutil
+
+    # A run whose data is not on this machine, as the committed reference run is on a fresh clone.
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    split = json.loads((run / "split.json").read_text())
+    (run / "split.json").write_text(json.dumps({**split, "data_dir": str(tmp_path / "elsewhere")}))
+    with pytest.raises(FileNotFoundError, match="--data"):
+        app.serve(str(run))
+    served = {}
+    monkeypatch.setattr(app, "run_voila", lambda notebook, env, port, what: served.update(env) or 0)
+    assert app.serve(str(run), data_dir=str(tiny_dir)) == 0
+    assert served[app.DATA_ENV] == str(tiny_dir.resolve())
