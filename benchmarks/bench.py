@@ -37,6 +37,7 @@ from captcha_nb.serving.inference import load_model
 from captcha_nb.serving.speed import latency_ms, throughput, torch_runner
 from captcha_nb.sources.data import load_dataset, load_split, to_float
 from captcha_nb.sources.download import resolve_data_dir
+from captcha_nb.views.compare import seconds_to
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
 from captcha_nb.views.runs import replace_section
@@ -44,11 +45,6 @@ from captcha_nb.views.workspace import resolve_recorded
 
 LEVELS = (0.90, 0.95, 0.98, 0.99)
 HEADING = "## The default model against the seed architecture"
-
-
-def time_to(history: list[dict], level: float) -> float | None:
-    """Training seconds at the end of the first epoch whose held-out accuracy reached level."""
-    return next((row["seconds"] for row in history if row["val_seq_accuracy"] >= level), None)
 
 
 def inference_figures(run_dir: Path, batch_size: int, repeats: int, seconds: float) -> dict:
@@ -163,7 +159,8 @@ def main(argv: list[str] | None = None) -> Path:
             row = {"model": model, "seed": seed, **{k: result.metrics[k] for k in
                    ("parameters", "val_seq_accuracy", "val_cer", "epochs_run", "train_seconds", "stopped_because",
                     "n_train", "n_val", "input_size")},
-                   "time_to": {f"{level:.2f}": time_to(result.history, level) for level in LEVELS}}
+                   "time_to": {f"{level:.2f}": seconds_to(pd.DataFrame(result.history), level)
+                               for level in LEVELS}}
             row.update(inference_figures(run_dir, 64, repeats, seconds))
             results.append(row)
             print(json.dumps(row), file=sys.stderr)

@@ -37,6 +37,7 @@ from captcha_nb import REPORTS_DIR
 from captcha_nb.sources.data import IMAGE_SUFFIXES, LABELS_FILE
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
+from captcha_nb.views.compare import seconds_to
 from captcha_nb.views.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.99)
@@ -61,18 +62,15 @@ def find_styles(roots: list[Path]) -> dict[str, tuple[Path, Path | None]]:
     return styles
 
 
-def time_to(history: pd.DataFrame, level: float) -> float | None:
-    reached = history[history["val_seq_accuracy"] >= level]
-    return float(reached["seconds"].iloc[0]) if len(reached) else None
-
-
-def run_one(style: str, train: Path, test: Path | None, seed: int, minutes: float, out: Path, threads: int) -> dict:
-    """Train with the default command in a child process, then score the test folder (if any) once."""
-    run_dir = out / "runs" / f"{style}-seed{seed}"
-    log = out / "runs" / f"{style}-seed{seed}.log"
+def run_one(style: str, train: Path, test: Path | None, seed: int, minutes: float, out: Path, threads: int,
+            options: tuple[str, ...] = (), name: str | None = None) -> dict:
+    """Train with the default command (plus `options`) in a child process, then score the test folder (if any) once."""
+    name = name or f"{style}-seed{seed}"
+    run_dir = out / "runs" / name
+    log = out / "runs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "captcha_nb", "train", "--data", str(train), "--run-dir", str(run_dir),
-               "--max-minutes", str(minutes), "--seed", str(seed), "--no-progress"]
+               "--max-minutes", str(minutes), "--seed", str(seed), "--no-progress", *options]
     if test is not None:
         command += ["--test-fraction", "0"]  # the style's own test folder is the test split
     if threads:
@@ -98,7 +96,7 @@ def run_one(style: str, train: Path, test: Path | None, seed: int, minutes: floa
         "style": style, "seed": seed, "status": "finished", "test_seq_accuracy": accuracy, "test_cer": cer,
         "n_train": metrics["n_train"], "n_val": metrics["n_val"], "n_test": n_test,
         "val_seq_accuracy": metrics["val_seq_accuracy"],
-        **{f"time_to_{int(level * 100)}": time_to(history, level) for level in LEVELS},
+        **{f"time_to_{int(level * 100)}": seconds_to(history, level) for level in LEVELS},
         "plateau_seconds": metrics["plateau_seconds"], "epochs": metrics["epochs_run"],
         "train_seconds": metrics["train_seconds"], "stopped_because": metrics["stopped_because"],
         "input": "x".join(map(str, metrics["input_size"])) + (" located" if metrics["input"].get("locate") else ""),

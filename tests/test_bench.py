@@ -26,12 +26,6 @@ def test_quick_benchmark_writes_results_table_and_plot(tmp_path):
     assert (out / "accuracy_vs_time.png").stat().st_size > 1000
 
 
-def test_time_to_reports_not_reached_as_none():
-    bench = load_bench()
-    history = [{"seconds": 10, "val_seq_accuracy": 0.5}, {"seconds": 20, "val_seq_accuracy": 0.96}]
-    assert bench.time_to(history, 0.95) == 20 and bench.time_to(history, 0.99) is None
-
-
 def test_included_rows_must_come_from_the_same_data_and_machine(tmp_path):
     import pytest
 
@@ -86,3 +80,17 @@ def test_benchmark_sections_replace_only_their_own(tmp_path):
     replace_section(path, "## C", "## C\n\nnew c")
     text = path.read_text()
     assert "new a" in text and "old a" not in text and "old b" in text and "new c" in text and "intro" in text
+
+
+def test_quick_label_benchmark_trains_each_count_from_scratch_and_pretrained(tmp_path):
+    labels = load_script("labels")
+    out = labels.main(["--quick", "--out", str(tmp_path / "l")])
+    payload = json.loads((out / "results.json").read_text())
+    runs = {(r["labelled"], r["start"]): r for r in payload["results"]}
+    # 60 pictures, 9 held out as the test folder: 20 labelled, then the whole pool of 51; each started both ways.
+    assert set(runs) == {(20, "scratch"), (20, "pretrained"), (51, "scratch"), (51, "pretrained")}
+    assert all(r["status"] == "finished" and r["n_test"] == 9 for r in runs.values())
+    assert {r["n_train"] + r["n_val"] for r in runs.values()} == {20, 51}
+    pretrained = json.loads((out / "runs" / "plain-n20-seed0-pretrained" / "metrics.json").read_text())
+    assert pretrained["pretrained"] and pretrained["pretrained_tensors"] > 0
+    assert (out / "plot.png").stat().st_size > 1000 and not (out / "folders").exists()

@@ -99,6 +99,25 @@ def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
+def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
+    """Test accuracy against the number of labelled training images (log axis), one panel per style, one line per way
+    of starting (from scratch, pretrained); the line is the median over seeds and the dots are the seeds."""
+    styles = sorted(results["style"].unique())
+    figure, axes = plt.subplots(1, len(styles), figsize=(3.6 * len(styles), 3.2), sharey=True, squeeze=False)
+    for ax, style in zip(axes[0], styles):
+        runs = results[results["style"] == style]
+        for start, group in runs.groupby("start"):
+            medians = group.groupby("labelled")["test_seq_accuracy"].median()
+            (line,) = ax.plot(medians.index, medians.values, marker="o", label=start)
+            ax.scatter(group["labelled"], group["test_seq_accuracy"], s=8, color=line.get_color(), alpha=0.5)
+        ax.set(title=style, xscale="log", xlabel="labelled training images", ylim=(0, 1.01))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test sequence accuracy")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def loss_gap(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     """Training loss (dashed) beside validation loss (solid) against wall-clock seconds, one panel per run: where the
     dashed line falls far below the solid one, the model overfits; where both stay high, it underfits."""

@@ -78,3 +78,10 @@ def test_a_folder_without_sweep_json_is_refused(tmp_path):
         compare.runs_table(tmp_path)
     with pytest.raises(ValueError, match="sweep_dir"):
         compare.check_sweep_dir(str(tmp_path))
+
+
+def test_seconds_to_reports_not_reached_as_none():
+    from captcha_nb.views.compare import seconds_to
+
+    history = pd.DataFrame({"seconds": [10, 20], "val_seq_accuracy": [0.5, 0.96]})
+    assert seconds_to(history, 0.95) == 20 and seconds_to(history, 0.99) is None and seconds_to(None) is None

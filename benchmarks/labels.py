@@ -1,0 +1,156 @@
+"""How many must I label? Test accuracy against the number of labelled training images, from scratch and pretrained.
+
+For every style (found as in benchmarks/styles.py), every count and every seed, the seed draws `count` labelled
+images from the style's training pool into a folder of their own, and the default command trains on them twice with
+the same budget: once from scratch (`--pretrained no`) and once from the package's synthetic checkpoint
+(`--pretrained yes`). Both are scored once on the style's test folder. A style without a `_test` folder (the
+captcha_images_v2 copy) has a fixed 15 % of its images held out as its test folder first, the same for every seed.
+
+    python benchmarks/labels.py --data ../shared/data ../shared/data/styles           # 3 minutes per run
+    python benchmarks/labels.py --data ../shared/data --styles captcha_images_v2 --counts 50 100 200 --seeds 0
+    python benchmarks/labels.py --quick                                                # a tiny synthetic style
+
+Run again with the same --out, it keeps the runs that finished. Writes reports/benchmarks/labels-<date>/
+{results.json,results.md,plot.png}; --publish puts the table in reports/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from captcha_nb import REPORTS_DIR
+from captcha_nb.sources.data import LABELS_FILE, read_labels
+from captcha_nb.sources.synth import generate
+from captcha_nb.views import plots
+from captcha_nb.views.runs import replace_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from styles import BENCHMARKS_MD, find_styles, machine, run_one  # noqa: E402
+
+HEADING = "## How many labels"
+STARTS = {"scratch": ("--pretrained", "no"), "pretrained": ("--pretrained", "yes")}
+HELD_OUT = 0.15  # share of a style without a test folder that becomes its test folder
+HOLD_OUT_SEED = 12345  # one fixed draw, so every seed and count is scored on the same pictures
+
+
+def write_folder(folder: Path, pairs: list[tuple[Path, str]]) -> Path:
+    """Copy the pictures into `folder` with a labels.csv; the copy is written once and reused."""
+    if (folder / LABELS_FILE).is_file():
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with open(partial / LABELS_FILE, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "label"])
+        for number, (path, label) in enumerate(pairs):
+            name = f"{number:05d}{path.suffix.lower()}"
+            shutil.copyfile(path, partial / name)
+            writer.writerow([name, label])
+    partial.rename(folder)
+    return folder
+
+
+def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[tuple[Path, str]], Path]:
+    """The labelled pictures counts are drawn from, and the folder the runs are scored on."""
+    pairs = read_labels(train)
+    if test is not None:
+        return pairs, test
+    shuffled = random.Random(HOLD_OUT_SEED).sample(pairs, len(pairs))
+    cut = round(HELD_OUT * len(pairs))
+    return shuffled[cut:], write_folder(out / "folders" / f"{style}-test", shuffled[:cut])
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="*", default=[], help="folders whose sub-folders are styles")
+    parser.add_argument("--styles", nargs="*", help="only these style names")
+    parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400, 800],
+                        help="labelled training images per run (the whole pool is added as 'all')")
+    parser.add_argument("--starts", nargs="*", default=list(STARTS), choices=list(STARTS))
+    parser.add_argument("--minutes", type=float, default=3.0, help="training budget per run")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="one tiny synthetic style, seconds per run")
+    parser.add_argument("--out", help="output folder (default: reports/benchmarks/labels-<date>)")
+    parser.add_argument("--publish", action="store_true", help="put the table in reports/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M")
+    out = Path(args.out).resolve() if args.out else REPORTS_DIR / "benchmarks" / f"labels-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        roots = [out / "synthetic"]
+        generate(roots[0] / "plain", 60, alphabet="abcd23", length=(3, 4), size=(100, 32), seed=1)
+    else:
+        roots = [Path(d) for d in args.data]
+    minutes, seeds, counts = (0.05, [0], [20]) if args.quick else (args.minutes, args.seeds, args.counts)
+    styles = find_styles(roots)
+    if args.styles:
+        styles = {name: styles[name] for name in args.styles}
+    if not styles:
+        raise SystemExit(f"no captcha styles found in {roots}")
+
+    rows = []
+    for style, (train, test) in styles.items():
+        pool, test_folder = pools(train, test, out, style)
+        for count in [c for c in counts if c < len(pool)] + [len(pool)]:
+            for seed in seeds:
+                drawn = random.Random(seed).sample(pool, count)
+                folder = write_folder(out / "folders" / f"{style}-n{count}-seed{seed}", drawn)
+                for start in args.starts:
+                    name = f"{style}-n{count}-seed{seed}-{start}"
+                    print(f"{name}: {minutes} min", file=sys.stderr)
+                    row = run_one(style, folder, test_folder, seed, minutes, out, 0, STARTS[start], name)
+                    rows.append({**row, "labelled": count, "start": start})
+    # The copies are only there for the runs; the runs' split.json files name them.
+    shutil.rmtree(out / "folders", ignore_errors=True)
+
+    results = pd.DataFrame(rows)
+    command = "python benchmarks/labels.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    payload = {"date": stamp, "machine": machine(), "minutes": minutes, "seeds": seeds, "counts": counts,
+               "command": command.strip(), "results": rows}
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    table = summary(results)
+    (out / "results.md").write_text(
+        f"# How many labels, {stamp}\n\nMachine: {payload['machine']}. Budget {minutes} min per run; seeds {seeds}. "
+        f"Command: `{payload['command']}`.\n\nMedian test accuracy over seeds (each seed's in brackets):\n\n"
+        f"{table.to_markdown()}\n\nEvery run:\n\n{results.round(3).to_markdown(index=False)}\n")
+    plots.save(plots.accuracy_by_labels(results), out, "plot")
+    if args.publish and not args.quick:
+        publish(out, payload, table)
+    print(out)
+    return out
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows: style and labelled count; columns: each start's median test accuracy with every seed's."""
+    finished = results[results["status"] == "finished"]
+
+    def cell(group: pd.DataFrame) -> str:
+        seeds = ", ".join(f"{a:.3f}" for a in group.sort_values("seed")["test_seq_accuracy"])
+        return f"{group['test_seq_accuracy'].median():.3f} ({seeds})"
+
+    return (finished.groupby(["style", "labelled", "start"]).apply(cell, include_groups=False)
+            .unstack("start"))
+
+
+def publish(out: Path, payload: dict, table: pd.DataFrame) -> None:
+    relative = out.relative_to(REPORTS_DIR)
+    section = (f"{HEADING}\n\nLatest: `{relative}`, measured on {payload['machine']}, one run at a time, "
+               f"{payload['minutes']} minutes per run, seeds {payload['seeds']}. Command: `{payload['command']}`.\n\n"
+               f"Test accuracy, median over seeds (each seed's in brackets):\n\n{table.to_markdown()}\n\n"
+               f"![test accuracy against labelled images]({relative}/plot.png)\n")
+    replace_section(BENCHMARKS_MD, HEADING, section)
+
+
+if __name__ == "__main__":
+    main()
