@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml environment.yml
 	@$(PY) -m pip install -e ".[dev]" >> $(INSTALL_LOG) 2>&1 || { tail -20 $(INSTALL_LOG); exit 1; }
 	@touch $(STAMP)
 
-## make run: run notebooks 01 -> 05 with papermill into a new reports/<run-id>/ folder.
+## make run: run notebooks 01 -> 05 and 08 with papermill into a new reports/<run-id>/ folder.
 run: $(STAMP)
 	$(PY) -m captcha_nb report
 

@@ -91,7 +91,7 @@ def test_wrong_parameters_fail_early_with_a_clear_message(tmp_path, tiny_dir, pa
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, tiny_dir):
-    """Notebooks 01 to 05 run by papermill with small parameters on the tiny set; 04 and 05 read 03's run."""
+    """Notebooks 01 to 05 and 08 run by papermill with small parameters on the tiny set; 04 and 05 read 03's run."""
     out = tmp_path_factory.mktemp("notebooks")
     run_dir = out / "run"
     small = {
@@ -100,6 +100,7 @@ def executed(tmp_path_factory, tiny_dir):
         "03_ctc_training.ipynb": {"run_dir": str(run_dir), "max_minutes": 0.1, "batch_size": 8, "val_fraction": 0.25},
         "04_error_analysis.ipynb": {"run_dir": str(run_dir), "beam_width": 3, "n_alignments": 1, "n_suspects": 4},
         "05_prediction_inspector.ipynb": {"run_dir": str(run_dir)},
+        "08_ctc_made_visible.ipynb": {"run_dir": str(run_dir), "beam_width": 3, "plateau_minutes": 0.05},
     }
     notebooks = {}
     for name in NOTEBOOKS:
@@ -145,6 +146,19 @@ def test_error_analysis_and_inspector_agree_on_the_validation_images(executed):
     assert analysis["errors"] == inspector["errors"]
     assert analysis["seq_accuracy"] == pytest.approx(1 - analysis["errors"] / analysis["images"])
     assert analysis["suspects"] == 4
+
+
+def test_ctc_notebook_reads_the_label_off_the_lattice_as_torch_does(executed):
+    records, run_dir = executed
+    found = records["08"]
+    assert found["lattice_difference"] < 1e-5 and found["lattice_nll"] == pytest.approx(found["torch_ctc_loss"])
+    assert found["states"] == 2 * len(found["label"]) + 1
+    # The captcha built by hand: the best path reads nothing, the best labelling 'a'.
+    assert (found["built_greedy"], found["built_beam"]) == ("", "a")
+    assert found["built_label_probability"] == pytest.approx(0.524)
+    assert found["plateau_epochs"] >= 1 and 0 <= found["first_blank_share"] <= 1
+    figures = run_dir.parent / "figures"
+    assert all((figures / f"08_{name}.png").is_file() for name in ("probability_matrix", "lattice", "plateau"))
 
 
 def test_comparison_notebook_records_the_sweep_it_read(tiny_sweep, tmp_path):

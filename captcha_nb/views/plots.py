@@ -204,3 +204,86 @@ def alignment(image: Image.Image, probs: np.ndarray, alphabet: Alphabet, title: 
             top.axvline(t + 0.5, color="tab:cyan", lw=1, alpha=0.7)
     figure.tight_layout()
     return figure
+
+
+def lattice(alpha: pd.DataFrame, moves: Sequence[tuple[int, int]], title: str = "") -> plt.Figure:
+    """CTC's lattice for one label: left, the moves a path may make from each state to the next frame's (the skips
+    drawn in orange: only onto a different character); right, the forward variables alpha, frames x states, in log
+    scale (dark: no path prefix reaches that state by that frame)."""
+    states = [str(name).split(":", 1)[-1] for name in alpha.columns]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.28 * len(states) + 1.8),
+                                         gridspec_kw={"width_ratios": [1, 3.2]})
+    for frame in range(3):
+        left.scatter([frame] * len(states), range(len(states)), s=50, color="tab:blue", zorder=3)
+    for s, target in moves:
+        for frame in range(2):
+            left.annotate("", xy=(frame + 1, target), xytext=(frame, s),
+                          arrowprops={"arrowstyle": "->", "lw": 0.8, "shrinkA": 4, "shrinkB": 4,
+                                      "color": "tab:orange" if target == s + 2 else "gray"})
+    left.set(yticks=range(len(states)), xticks=range(3), xticklabels=["t", "t+1", "t+2"],
+             ylim=(len(states) - 0.5, -0.5), title="allowed moves (orange: skips)")
+    left.set_yticklabels(states, family="monospace")
+    shown = alpha.to_numpy().T.clip(min=-60)
+    image = right.imshow(shown, aspect="auto", cmap="viridis", interpolation="nearest")
+    right.set(yticks=range(len(states)), xlabel="frame", title=title or "log alpha (frame, state)")
+    right.set_yticklabels(states, family="monospace")
+    figure.colorbar(image, ax=right, label="log alpha (clipped at -60)")
+    figure.tight_layout()
+    return figure
+
+
+def gradients(maps: dict[str, np.ndarray], alphabet: Alphabet, label: str) -> plt.Figure:
+    """d loss / d logits, frame by frame, one panel per model: blue pulls a class up (the label's characters where
+    the lattice wants them), red pushes it down. Rows: the blank and the label's characters."""
+    rows = [0] + sorted({alphabet.chars.index(c) + 1 for c in label})
+    names = ["-"] + [alphabet.chars[r - 1] for r in rows[1:]]
+    figure, axes = plt.subplots(len(maps), 1, figsize=(8, 1.4 + 0.3 * len(rows) * len(maps)), squeeze=False)
+    for ax, (name, grad) in zip(axes[:, 0], maps.items()):
+        limit = max(float(np.abs(grad[:, rows]).max()), 1e-6)
+        image = ax.imshow(grad[:, rows].T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+        ax.set_yticks(range(len(rows)), names, family="monospace")
+        ax.set_title(name)
+        figure.colorbar(image, ax=ax, pad=0.01)
+    axes[-1, 0].set_xlabel("frame")
+    figure.tight_layout()
+    return figure
+
+
+def frame_argmax(table: pd.DataFrame, plateau_seconds: float | None = None) -> plt.Figure:
+    """The most probable class of every frame (columns) after every epoch (rows): blank frames pale, characters dark
+    and written in; the plateau is the run of all-blank rows at the top."""
+    values = table.to_numpy()
+    figure, ax = plt.subplots(figsize=(9, 0.32 * len(table) + 1.2))
+    ax.imshow(values != "-", aspect="auto", cmap="Greys", vmin=-0.3, vmax=1.6, interpolation="nearest")
+    for (r, c), value in np.ndenumerate(values):
+        if value != "-":
+            ax.text(c, r, value, ha="center", va="center", color="white", fontsize=7, family="monospace")
+    ax.set(yticks=range(len(table)), xlabel="frame", ylabel="epoch (training seconds)")
+    ax.set_yticklabels(table.index, fontsize=7)
+    title = "most probable class per frame, epoch by epoch"
+    if plateau_seconds is not None:
+        title += f"\n(first correct validation reading at {plateau_seconds:.0f} s)"
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def frame_view(picture: Image.Image, probs: np.ndarray, frame: int, alphabet: Alphabet, top: int = 5,
+               title: str = "") -> plt.Figure:
+    """One frame of a reading: the columns of the model input it stands for, shaded on the picture, beside the frame's
+    most probable classes. Frames are spread evenly over the input's width (the CNN's stride)."""
+    stride = picture.width / probs.shape[0]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 2.4), gridspec_kw={"width_ratios": [2.4, 1]})
+    left.imshow(picture, cmap="gray" if picture.mode == "L" else None)
+    left.axvspan(frame * stride - 0.5, (frame + 1) * stride - 0.5, color="tab:orange", alpha=0.35)
+    left.set_title(title or f"frame {frame} of {probs.shape[0]}")
+    left.axis("off")
+    order = np.argsort(probs[frame])[::-1][:top]
+    names = ["-" if c == 0 else alphabet.chars[c - 1] for c in order]
+    right.barh(range(len(order)), probs[frame][order], color="tab:blue")
+    right.set(yticks=range(len(order)), xlim=(0, 1), xlabel="probability")
+    right.set_yticklabels(names, family="monospace")
+    right.invert_yaxis()
+    figure.tight_layout()
+    return figure

@@ -32,6 +32,7 @@ NOTEBOOKS = [
     "03_ctc_training.ipynb",
     "04_error_analysis.ipynb",
     "05_prediction_inspector.ipynb",
+    "08_ctc_made_visible.ipynb",
 ]
 
 

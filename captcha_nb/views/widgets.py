@@ -195,3 +195,33 @@ class PredictionInspector:
         from IPython.display import display
 
         display(self.widget)
+
+
+class FrameStepper:
+    """Step through a reading frame by frame (and, given snapshots of a training run, epoch by epoch): which pixels
+    each frame sees and what it emits. Plain ipywidgets, so it works in Jupyter and in the Voilà apps alike."""
+
+    def __init__(self, picture, probs_by_epoch: dict[str, "np.ndarray"], alphabet):
+        self.picture, self.alphabet = picture, alphabet
+        self.probs_by_epoch = probs_by_epoch
+        frames = next(iter(probs_by_epoch.values())).shape[0]
+        self.frame = widgets.IntSlider(value=0, min=0, max=frames - 1, description="frame")
+        self.epoch = widgets.SelectionSlider(options=list(probs_by_epoch), description="weights",
+                                             layout=widgets.Layout(width="60%",
+                                                                   display=None if len(probs_by_epoch) > 1 else "none"))
+        self.view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        self.frame.observe(self.update, names="value")
+        self.epoch.observe(self.update, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.frame, self.epoch]), self.view])
+        self.update()
+
+    def update(self, change=None) -> None:
+        probs = self.probs_by_epoch[self.epoch.value]
+        figure = plots.frame_view(self.picture, probs, self.frame.value, self.alphabet,
+                                  title=f"{self.epoch.value}: frame {self.frame.value} of {probs.shape[0]}")
+        show_picture(self.view, figure_png(figure))
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
