@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
   export CAPTCHA_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test unit notebooks bench bench-styles inspect lab clean
+.PHONY: run test unit notebooks bench bench-styles bench-labels inspect lab clean
 
 $(STAMP): pyproject.toml environment.yml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 STYLE_DATA ?= $(wildcard ../shared/data ../shared/data/styles)
 bench-styles: $(STAMP)
 	$(PY) benchmarks/styles.py --data $(STYLE_DATA) --publish
+
+## make bench-labels: test accuracy against the number of labelled images, from scratch and pretrained
+## (benchmarks/labels.py's docstring); results in reports/benchmarks/labels-<date>/ and reports/BENCHMARKS.md.
+bench-labels: $(STAMP)
+	$(PY) benchmarks/labels.py --data $(STYLE_DATA) --publish
 
 ## make inspect: the prediction inspector as an app (Voilà) on localhost, on the newest run.
 inspect: $(STAMP)
