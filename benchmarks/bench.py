@@ -40,7 +40,7 @@ from captcha_nb.sources.download import resolve_data_dir
 from captcha_nb.views.compare import seconds_to
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
-from captcha_nb.views.runs import replace_section
+from captcha_nb.workflows.runs import replace_section
 from captcha_nb.views.workspace import resolve_recorded
 
 LEVELS = (0.90, 0.95, 0.98, 0.99)

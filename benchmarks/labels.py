@@ -31,7 +31,7 @@ from captcha_nb import REPORTS_DIR
 from captcha_nb.sources.data import LABELS_FILE, read_labels
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
-from captcha_nb.views.runs import replace_section
+from captcha_nb.workflows.runs import replace_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from styles import BENCHMARKS_MD, find_styles, machine, run_one  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from captcha_nb import REPORTS_DIR
 from captcha_nb.sources.synth import generate
-from captcha_nb.views.runs import replace_section
+from captcha_nb.workflows.runs import replace_section
 
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"
 HEADING = "## Loading data at scale"

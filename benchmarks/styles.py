@@ -38,7 +38,7 @@ from captcha_nb.sources.data import IMAGE_SUFFIXES, LABELS_FILE
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
 from captcha_nb.views.compare import seconds_to
-from captcha_nb.views.runs import replace_section
+from captcha_nb.workflows.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.99)
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"

@@ -153,7 +153,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from captcha_nb.views.runs import run_report
+    from captcha_nb.workflows.runs import run_report
 
     overrides = dict(kv.split("=", 1) for kv in args.param)
     run_dir = run_report(overrides, notebooks=args.notebooks, run_id=args.run_id)
@@ -167,8 +167,8 @@ def cmd_sweep(args) -> int:
     import shlex
 
     from captcha_nb import REPORTS_DIR
-    from captcha_nb.views import sweep
-    from captcha_nb.views.runs import NOTEBOOKS
+    from captcha_nb.workflows import sweep
+    from captcha_nb.workflows.runs import NOTEBOOKS
 
     grid = sweep.parse_grid(args.param)
     seeds = sweep.parse_seeds(args.seeds)

@@ -11,7 +11,7 @@ from pathlib import Path
 import captcha_nb
 
 PACKAGE = Path(captcha_nb.__file__).parent
-LAYERS = ["sources", "core", "serving", "views", "cli"]
+LAYERS = ["sources", "core", "serving", "workflows", "views", "cli"]
 
 
 def module_names(package: Path) -> set[str]:

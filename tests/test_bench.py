@@ -72,7 +72,7 @@ def test_loading_benchmark_measures_each_size_in_its_own_process():
 
 
 def test_benchmark_sections_replace_only_their_own(tmp_path):
-    from captcha_nb.views.runs import replace_section
+    from captcha_nb.workflows.runs import replace_section
 
     path = tmp_path / "B.md"
     path.write_text("# Benchmarks\n\nintro\n\n## A\n\nold a\n\n## B\n\nold b\n")

@@ -11,7 +11,7 @@ import papermill
 import pytest
 
 from captcha_nb import NOTEBOOKS_DIR
-from captcha_nb.views.runs import NOTEBOOKS
+from captcha_nb.workflows.runs import NOTEBOOKS
 from captcha_nb.views.workspace import read_records
 
 COMMON = {"data_dir", "run_dir", "seed", "figures_dir"}
@@ -196,8 +196,8 @@ def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):
 
     monkeypatch.delenv("CAPTCHA_DATA_DIR", raising=False)
     monkeypatch.setattr(download, "DATA_ROOT", tmp_path)
-    monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
-    monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
+    monkeypatch.setattr(download, "SYNTHETIC_DIR", tmp_path / "synthetic")
+    monkeypatch.setattr(download, "SYNTHETIC_SIZE", 5)
     monkeypatch.setattr("captcha_nb.sources.download.download_dataset", lambda *a, **k: (_ for _ in ()).throw(
         data.DataError("offline")))
     path = workspace.data_directory(None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from captcha_nb import DATA_ROOT
 from captcha_nb.sources.data import IMAGE_SUFFIXES, DataError
+from captcha_nb.sources.synth import SYNTHETIC_MARKER, generate
 
 DATASET_URL = "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 DATASET_NAME = "captcha_images_v2"
@@ -103,3 +105,26 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool =
     if not download:
         raise DataError(f"no data set found at {default}; pass a directory or set CAPTCHA_DATA_DIR")
     return download_dataset(DATA_ROOT)
+
+
+# Offline and without data, every entry point falls back to this generated set, marked as synthetic.
+SYNTHETIC_DIR = DATA_ROOT / "synthetic"
+SYNTHETIC_SIZE = 1200
+
+
+def data_or_synthetic(data_dir: str | None) -> tuple[Path, bool]:
+    """The data set: the one given, else the usual resolution order (download included), else synthetic captchas.
+
+    Returns the folder and whether it is synthetic. Offline and without data, every entry point (make run, the
+    notebooks opened by hand, nbval) falls back to the same generated set, marked as synthetic.
+    """
+    try:
+        return resolve_data_dir(data_dir), False
+    except DataError as error:
+        if data_dir:
+            raise
+        print(f"{error}\n\nNo data set is available, so this runs on SYNTHETIC captchas ({SYNTHETIC_DIR}); "
+              f"reports and notebooks mark it as synthetic.", file=sys.stderr)
+        if not (SYNTHETIC_DIR / SYNTHETIC_MARKER).exists():
+            generate(SYNTHETIC_DIR, SYNTHETIC_SIZE, seed=0)
+        return SYNTHETIC_DIR, True

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import REPORTS_DIR, project_relative
-from captcha_nb.views.runs import PATH_PARAMETERS
+from captcha_nb.workflows.runs import PATH_PARAMETERS
 
 # The accuracy level whose first crossing is reported as "time to": a model that reads 95 % of captchas is useful.
 TARGET_ACCURACY = 0.95

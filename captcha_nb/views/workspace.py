@@ -9,22 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from captcha_nb import DATA_ROOT, PROJECT_ROOT, REPORTS_DIR
-from captcha_nb.sources.data import DataError
-from captcha_nb.sources.download import resolve_data_dir
-from captcha_nb.sources.synth import SYNTHETIC_MARKER, generate
+from captcha_nb import PROJECT_ROOT, REPORTS_DIR
+from captcha_nb.sources.download import data_or_synthetic
+from captcha_nb.sources.synth import SYNTHETIC_MARKER
 
-SYNTHETIC_DIR = DATA_ROOT / "synthetic"
-SYNTHETIC_SIZE = 1200
-
-# Where notebook 03 puts a run when it is given no run_dir. The browser tests point it at a temporary folder, so that
-# a test never writes into the project.
-RUNS_DIR = Path(os.environ.get("CAPTCHA_NB_RUNS_DIR") or PROJECT_ROOT / "runs")
+# Where notebook 03 puts a run when it is given no run_dir. The browser and notebook tests point it at a temporary
+# folder, so that a test never writes into the project.
+RUNS_ENV = "CAPTCHA_NB_RUNS_DIR"
+RUNS_DIR = Path(os.environ.get(RUNS_ENV) or PROJECT_ROOT / "runs")
 
 
 # Notebooks show named values under this MIME type (beside plain text), so tests read what a notebook found by name
@@ -51,24 +47,6 @@ def data_directory(data_dir: str | None) -> Path:
     if data_dir and not Path(data_dir).is_dir():
         raise ParameterError(f"parameter data_dir={data_dir!r} is not a directory")
     return data_or_synthetic(data_dir or None)[0]
-
-
-def data_or_synthetic(data_dir: str | None) -> tuple[Path, bool]:
-    """The data set: the one given, else the usual resolution order (download included), else synthetic captchas.
-
-    Returns the folder and whether it is synthetic. Offline and without data, every entry point (make run, the
-    notebooks opened by hand, nbval) falls back to the same generated set, marked as synthetic.
-    """
-    try:
-        return resolve_data_dir(data_dir), False
-    except DataError as error:
-        if data_dir:
-            raise
-        print(f"{error}\n\nNo data set is available, so this runs on SYNTHETIC captchas ({SYNTHETIC_DIR}); "
-              f"reports and notebooks mark it as synthetic.", file=sys.stderr)
-        if not (SYNTHETIC_DIR / SYNTHETIC_MARKER).exists():
-            generate(SYNTHETIC_DIR, SYNTHETIC_SIZE, seed=0)
-        return SYNTHETIC_DIR, True
 
 
 def is_synthetic(data_dir: str | Path) -> bool:

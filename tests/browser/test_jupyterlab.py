@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from browsing import wait_until
 
-from captcha_nb.views.runs import NOTEBOOKS
+from captcha_nb.workflows.runs import NOTEBOOKS
 
 RUN_ALL_SECONDS = 240
 

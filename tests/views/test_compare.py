@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from captcha_nb.views import compare, runs
+from captcha_nb.views import compare
+from captcha_nb.workflows import runs
 
 
 def write_sweep(sweep_dir, statuses):

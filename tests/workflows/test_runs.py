@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from captcha_nb.views import runs
+from captcha_nb.workflows import runs
 
 
 def test_report_runs_every_notebook_in_order_into_a_new_folder(tmp_path, tiny_dir, fake_papermill):
@@ -28,11 +28,11 @@ def test_without_data_the_report_runs_on_marked_synthetic_data(tmp_path, monkeyp
         raise DataError("offline")
 
     from captcha_nb import project_relative
-    from captcha_nb.views import workspace
+    from captcha_nb.sources import download
 
-    monkeypatch.setattr(workspace, "resolve_data_dir", unavailable)
-    monkeypatch.setattr(workspace, "SYNTHETIC_DIR", tmp_path / "synthetic")
-    monkeypatch.setattr(workspace, "SYNTHETIC_SIZE", 5)
+    monkeypatch.setattr(download, "resolve_data_dir", unavailable)
+    monkeypatch.setattr(download, "SYNTHETIC_DIR", tmp_path / "synthetic")
+    monkeypatch.setattr(download, "SYNTHETIC_SIZE", 5)
     report = runs.run_report({}, run_id="offline", reports_dir=tmp_path / "reports")
     params = json.loads((report / "params.json").read_text())
     assert params["synthetic_data"] is True and params["data_dir"] == project_relative(tmp_path / "synthetic")

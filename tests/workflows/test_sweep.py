@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from captcha_nb import PROJECT_ROOT
-from captcha_nb.views import sweep
+from captcha_nb.workflows import sweep
 
 FAILED_RUN = "test_fraction=0.5,val_fraction=0.5"
 

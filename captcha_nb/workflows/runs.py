@@ -24,7 +24,7 @@ from captcha_nb import (
 from captcha_nb.core.runlock import run_lock
 from captcha_nb.sources.data import fingerprint_dir
 from captcha_nb.sources.files import write_json
-from captcha_nb.views.workspace import data_or_synthetic
+from captcha_nb.sources.download import data_or_synthetic
 
 NOTEBOOKS = [
     "01_data_exploration.ipynb",

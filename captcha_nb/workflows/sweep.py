@@ -34,8 +34,8 @@ from pathlib import Path
 from captcha_nb import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, project_relative
 from captcha_nb.sources.data import fingerprint_dir
 from captcha_nb.sources.files import atomic_write, write_json
-from captcha_nb.views.runs import git_commit, package_versions, parse_value, run_report
-from captcha_nb.views.workspace import data_or_synthetic
+from captcha_nb.workflows.runs import git_commit, package_versions, parse_value, run_report
+from captcha_nb.sources.download import data_or_synthetic
 
 SWEEP_FILE = "sweep.json"
 LOGS = "logs"
