@@ -20,7 +20,7 @@ ALL_NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_every_numbered_notebook_is_known():
-    assert ALL_NOTEBOOKS == [*NOTEBOOKS, "06_compare_runs.ipynb", "07_labelling.ipynb"]
+    assert ALL_NOTEBOOKS == sorted([*NOTEBOOKS, "06_compare_runs.ipynb", "07_labelling.ipynb"])
 
 
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)
