@@ -21,7 +21,8 @@ import torch
 
 from captcha_nb.core.checkpoint import atomic_save, build_saved_model, read_checkpoint
 from captcha_nb.core.ctc import ctc_loss, greedy_decode
-from captcha_nb.sources.data import Alphabet, encode_targets, iterate_batches, to_float
+from captcha_nb.core.model import batched_logits
+from captcha_nb.sources.data import Alphabet, encode_targets
 
 # The search range for T. The low end is a safety bound, not a fitted value: when the model reads every validation
 # captcha right, the NLL keeps falling as T shrinks (sharper is always better on a split without errors): a first
@@ -35,16 +36,6 @@ LOWEST_TEMPERATURE, HIGHEST_TEMPERATURE = 0.5, 8.0
 MIN_ERRORS_TO_FIT = 3
 SEARCH_STEPS = 30
 ECE_BINS = 10
-
-
-@torch.inference_mode()
-def logits_of(model: torch.nn.Module, images_u8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """(N, T, classes) float32 logits on the CPU, computed once so that every temperature tried reuses them."""
-    model.eval()
-    device = next(model.parameters()).device
-    chunks = [model(to_float(images_u8[rows].to(device))).float().cpu()
-              for rows in iterate_batches(len(images_u8), batch_size, shuffle=False)]
-    return torch.cat(chunks) if chunks else torch.empty(0)
 
 
 def mean_nll(logits: torch.Tensor, labels: list[str], alphabet: Alphabet, temperature: float) -> float:
@@ -119,7 +110,7 @@ def calibrate_checkpoint(path: str | os.PathLike, images_u8: torch.Tensor, label
     """Fit the temperature on the validation images and write it into the checkpoint (atomically)."""
     payload = read_checkpoint(path)
     model = build_saved_model(payload, path).to(device)
-    logits = logits_of(model, images_u8)
+    logits = batched_logits(model, images_u8)
     _, correct = confidences_and_correct(logits, labels, alphabet, 1.0)
     misread = int((~correct).sum())
     if misread >= MIN_ERRORS_TO_FIT:

@@ -47,7 +47,7 @@ class TrainConfig:
 
     # The budget. The learning rate follows the wall clock: warm-up, then the peak is held until the model first reads
     # a validation captcha (the end of CTC's plateau), then cosine decay ending as max_minutes runs out, so a run always
-    # finishes on a small learning rate (engine.schedule_progress). An epoch cap is there for a user who wants one.
+    # finishes on a small learning rate (schedule.schedule_progress). An epoch cap is there for a user who wants one.
     max_minutes: float = option(10.0, "wall-clock budget for training, in minutes")
     epochs: int | None = option(None, "optional cap on epochs (default: none, the budget decides)")
 

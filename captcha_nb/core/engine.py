@@ -22,11 +22,7 @@ from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
 from captcha_nb.core.augment import MAX_STRENGTH, augment
-from captcha_nb.core.calibration import (
-    calibrate_checkpoint,
-    calibration_errors,
-    logits_of,
-)
+from captcha_nb.core.calibration import calibrate_checkpoint, calibration_errors
 from captcha_nb.core.checkpoint import (
     atomic_save,
     build_saved_model,
@@ -37,8 +33,9 @@ from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import ctc_loss, greedy_decode, min_time_steps
 from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
-from captcha_nb.core.model import build_model, count_parameters, model_spec
+from captcha_nb.core.model import batched_logits, build_model, count_parameters, model_spec
 from captcha_nb.core.runlock import run_lock
+from captcha_nb.core.schedule import learning_rate, schedule_progress
 from captcha_nb.core.warmstart import (
     PRETRAINED, PRETRAINED_BY_DEFAULT, WarmStart, read_pretrained, read_warm_start, transfer,
 )
@@ -88,15 +85,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def learning_rate(peak: float, progress: float, warmup: float) -> float:
-    """Linear warm-up, then cosine decay to 1 % of the peak; progress runs from 0 to 1."""
-    progress = min(max(progress, 0.0), 1.0)
-    if progress < warmup:
-        return peak * max(progress / warmup, 0.02)
-    cosine = 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
-    return peak * (0.01 + 0.99 * cosine)
 
 
 def train_one_epoch(
@@ -162,26 +150,22 @@ def evaluate(
     Labels with characters outside the alphabet cannot be read by this model: they count as errors and are left out
     of the loss rather than crashing the evaluation.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    predictions, confidences = [], []
-    loss_sum, loss_count = 0.0, 0
-    for rows in iterate_batches(len(images), batch_size, shuffle=False):
-        logits = model(to_float(images[rows].to(device)))
-        for decoding in greedy_decode(logits.float().softmax(-1).cpu()):
-            predictions.append(alphabet.decode(decoding.classes))
-            confidences.append(decoding.confidence)
-        positions = [p for p, i in enumerate(rows.tolist()) if alphabet.can_encode(labels[i])]
-        known = [rows[p].item() for p in positions]
-        if known:
-            keep = torch.tensor(positions, device=logits.device)
-            targets, lengths = encode_targets([labels[i] for i in known], alphabet)
-            loss = ctc_loss(logits[keep], targets.to(device), lengths.to(device))
-            loss_sum += loss.item() * len(known)
-            loss_count += len(known)
+    return evaluation_of(batched_logits(model, images, batch_size), labels, alphabet)
+
+
+def evaluation_of(logits: torch.Tensor, labels: Sequence[str], alphabet: Alphabet) -> Evaluation:
+    """`evaluate` from (N, T, classes) logits already computed, so one forward pass can serve several figures."""
+    decodings = greedy_decode(logits.softmax(-1)) if len(logits) else []
+    predictions = [alphabet.decode(decoding.classes) for decoding in decodings]
+    confidences = [decoding.confidence for decoding in decodings]
+    known = [i for i, label in enumerate(labels) if alphabet.can_encode(label)]
+    loss = float("nan")
+    if known:
+        targets, lengths = encode_targets([labels[i] for i in known], alphabet)
+        loss = ctc_loss(logits[known], targets, lengths).item()
     truths = list(labels)
     return Evaluation(
-        loss=loss_sum / loss_count if loss_count else float("nan"),
+        loss=loss,
         seq_accuracy=sequence_accuracy(predictions, truths),
         cer=character_error_rate(predictions, truths),
         predictions=predictions,
@@ -250,6 +234,20 @@ class Progress:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class Training:
+    """One run while it trains: what the steps of the loop below read and write, handed around as one object."""
+
+    config: TrainConfig
+    run_dir: Path
+    data: TrainingData
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    device: torch.device
+    progress: Progress
 
 
 def check_run_dir(config: TrainConfig) -> Path:
@@ -344,35 +342,14 @@ def resumed_input(config: TrainConfig, run_dir: Path) -> InputSpec | None:
     return None
 
 
-def schedule_progress(config: TrainConfig, progress: Progress, elapsed: float, budget: float,
-                      epoch_fraction: float = 0.0) -> float:
-    """How far along the learning-rate schedule is, from 0 to 1.
-
-    Warm-up runs on the wall clock. Then the peak rate is held until the model first reads a validation captcha
-    right, and the cosine decay spans the rest of the budget from that moment: a style whose CTC plateau lasts half the
-    budget still leaves it at the full rate instead of at a rate that has already decayed (issue 7 measured a
-    Securimage run escaping at 175 s of 360 on a decayed rate, and ending at 55 % on validation). With an epoch cap
-    the schedule is at least as far along as the epochs are, which also makes a capped run repeatable step for step.
-    """
-    warmup = config.warmup_fraction * budget
-    # A warm start already reads: there is no plateau to wait out, so the decay starts when the warm-up ends.
-    escaped = 0.0 if config.init_from else progress.plateau_seconds
-    if elapsed < warmup:
-        done = elapsed / budget
-    elif escaped is None:
-        done = config.warmup_fraction
-    else:
-        start = max(escaped, warmup)
-        decay = config.warmup_fraction + (1 - config.warmup_fraction) * (elapsed - start) / max(budget - start, 1e-9)
-        done = min(max(decay, config.warmup_fraction), 1.0)
-    if config.epochs:
-        done = max(done, (progress.epoch + epoch_fraction) / config.epochs)
-    return done
+def rank(accuracy: float, loss: float) -> tuple[float, float]:
+    """The order of checkpoints: validation accuracy first, loss as the tie-break (among equally accurate models, the
+    more certain one). Written once, for choosing between weights and for keeping the best epoch."""
+    return accuracy, -loss
 
 
 def better(candidate: Evaluation, incumbent: dict) -> bool:
-    """Validation accuracy first, loss as the tie-break: among equally accurate models, the more certain one."""
-    return (candidate.seq_accuracy, -candidate.loss) > (incumbent["val_seq_accuracy"], -incumbent["val_loss"])
+    return rank(candidate.seq_accuracy, candidate.loss) > rank(incumbent["val_seq_accuracy"], incumbent["val_loss"])
 
 
 def stop_reason(config: TrainConfig, progress: Progress, evaluation: Evaluation, budget: float) -> str | None:
@@ -423,15 +400,16 @@ def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dic
         return {"n_test": 0, "test_seq_accuracy": None, "test_cer": None}
     payload = read_checkpoint(best_path)
     model = build_saved_model(payload, best_path).to(device)
-    images = data.test.tensor(data.spec)
-    result = evaluate(model, images, data.test.labels, data.alphabet)
-    errors = calibration_errors(logits_of(model, images), data.test.labels, data.alphabet,
-                                payload.get("temperature", 1.0))
+    logits = batched_logits(model, data.test.tensor(data.spec))  # the test images go through the model once
+    result = evaluation_of(logits, data.test.labels, data.alphabet)
+    errors = calibration_errors(logits, data.test.labels, data.alphabet, payload.get("temperature", 1.0))
     return {"n_test": len(data.test), "test_seq_accuracy": result.seq_accuracy, "test_cer": result.cer,
             "test_loss": result.loss, "test_ece_raw": errors["ece_raw"], "test_ece": errors["ece"]}
 
 
-def write_metrics(config, run_dir, data, progress, model, device, stopped_because, test) -> dict:
+def write_metrics(run: Training, stopped_because: str, test: dict) -> dict:
+    """metrics.json: the headline (test when there is a test split), how training went, and where it started from."""
+    config, run_dir, data, progress = run.config, run.run_dir, run.data, run.progress
     best = progress.best
     headline = "test" if test["n_test"] else "validation"
     metrics = {
@@ -453,11 +431,11 @@ def write_metrics(config, run_dir, data, progress, model, device, stopped_becaus
         "augment_strength": progress.augment_strength,
         "final_train_loss": progress.history[-1]["train_loss"] if progress.history else None,
         "stopped_because": stopped_because,
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(run.model),
         "input_size": [data.spec.height, data.spec.width],
         "input": data.spec.to_dict(),
         "alphabet": data.alphabet.chars,
-        "device": str(device),
+        "device": str(run.device),
         "peak_memory_mb": peak_memory_mb(),
         "data_fingerprint": data.split.get("fingerprint"),
         # Paths relative to the project, so a committed run names no machine's folders.
@@ -500,6 +478,7 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     progress = restore(config, run_dir, model, optimizer, average, data.alphabet)
     data.train_x, data.val_x = data.train_x.to(device), data.val_x.to(device)
+    run = Training(config, run_dir, data, model, optimizer, average, device, progress)
 
     # Loop: the learning rate follows the wall clock, each epoch is judged on validation, the best weights are kept.
     budget = config.max_minutes * 60
@@ -525,9 +504,9 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
                "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2),
                "augment_strength": strength}
-        keep_best(run_dir, config, data, progress, row, net, evaluation)
+        keep_best(run, row, net, evaluation)
         progress.augment_strength = next_strength(config, progress, train_loss, evaluation.loss)
-        write_resume_state(run_dir, model, optimizer, average, data, config, row, progress)
+        write_resume_state(run, row)
         bar.n = min(round(progress.elapsed), bar.total)
         bar.set_postfix(epoch=progress.epoch, loss=f"{train_loss:.3f}", acc=f"{evaluation.seq_accuracy:.3f}")
         for callback in callbacks:
@@ -538,8 +517,7 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     # Write: the chosen checkpoint's temperature (fitted on validation), its test score, then metrics.json.
     calibration = calibrate_checkpoint(run_dir / "model.pt", data.val_x, data.val.labels, data.alphabet, device)
     test = score_test(data, run_dir / "model.pt", device)
-    metrics = write_metrics(config, run_dir, data, progress, model, device, stopped_because,
-                            {**calibration, **test, **started_from})
+    metrics = write_metrics(run, stopped_because, {**calibration, **test, **started_from})
     return FitResult(run_dir, progress.history, metrics, stopped_because, data.split["val"])
 
 
@@ -547,12 +525,12 @@ def judge(model: torch.nn.Module, average: WeightAverage | None, data: TrainingD
     """Score the raw weights and their moving average on validation; return (which, model, evaluation) of the better."""
     candidates = [("raw", model)] + ([("average", average.module)] if average else [])
     judged = [(name, net, evaluate(net, data.val_x, data.val.labels, data.alphabet)) for name, net in candidates]
-    return max(judged, key=lambda j: (j[2].seq_accuracy, -j[2].loss))
+    return max(judged, key=lambda j: rank(j[2].seq_accuracy, j[2].loss))
 
 
-def keep_best(run_dir: Path, config: TrainConfig, data: TrainingData, progress: Progress, row: dict,
-              net: torch.nn.Module, evaluation: Evaluation) -> None:
+def keep_best(run: Training, row: dict, net: torch.nn.Module, evaluation: Evaluation) -> None:
     """Add the epoch to the history, note the first correct reading, and save model.pt when the epoch is the best."""
+    config, data, progress = run.config, run.data, run.progress
     progress.history.append(row)
     if progress.plateau_seconds is None and evaluation.seq_accuracy > 0:
         progress.plateau_seconds = row["seconds"]
@@ -560,13 +538,13 @@ def keep_best(run_dir: Path, config: TrainConfig, data: TrainingData, progress: 
         progress.best = {**row, "best_epoch": progress.epoch}
         progress.improved_at = progress.elapsed
         atomic_save(make_payload(net, config.model, data.alphabet, data.spec, config.to_dict(), progress.best),
-                    run_dir / "model.pt")
+                    run.run_dir / "model.pt")
 
 
-def write_resume_state(run_dir, model, optimizer, average, data, config, row, progress) -> None:
+def write_resume_state(run: Training, row: dict) -> None:
     """last.pt (everything --resume needs) and history.csv, after every epoch."""
-    state = make_payload(model, config.model, data.alphabet, data.spec, config.to_dict(), row)
-    state.update(raw_weights=state["state_dict"], optimizer=optimizer.state_dict(),
-                 average=average.state_dict() if average else None, progress=progress.to_dict())
-    atomic_save(state, run_dir / "last.pt")
-    write_history(run_dir / "history.csv", progress.history)
+    state = make_payload(run.model, run.config.model, run.data.alphabet, run.data.spec, run.config.to_dict(), row)
+    state.update(raw_weights=state["state_dict"], optimizer=run.optimizer.state_dict(),
+                 average=run.average.state_dict() if run.average else None, progress=run.progress.to_dict())
+    atomic_save(state, run.run_dir / "last.pt")
+    write_history(run.run_dir / "history.csv", run.progress.history)

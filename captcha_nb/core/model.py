@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from captcha_nb.core.ctc import min_time_steps
+from captcha_nb.sources.data import to_float
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -164,3 +165,14 @@ def build_model(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def batched_logits(model: nn.Module, images_u8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """(N, T, classes) float32 logits on the CPU for a uint8 image tensor, in eval mode, a batch at a time: the one
+    forward pass that evaluation, calibration and inference share."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [model(to_float(images_u8[start : start + batch_size].to(device))).float().cpu()
+              for start in range(0, len(images_u8), batch_size)]
+    return torch.cat(chunks) if chunks else torch.empty(0)

@@ -17,6 +17,7 @@ from captcha_nb.core.checkpoint import (
     saved_input,
 )
 from captcha_nb.core.ctc import beam_search, greedy_decode
+from captcha_nb.core.model import batched_logits
 from captcha_nb.sources.data import Alphabet, to_float
 from captcha_nb.sources.geometry import InputSpec, to_input
 
@@ -96,18 +97,15 @@ class Recogniser:
                       temperature: float | None = None) -> torch.Tensor:
         """(N, T, classes) softmax probabilities for a uint8 batch, at the calibrated temperature unless another is
         given (1.0 gives the raw, uncalibrated ones)."""
-        self.model.eval()
         temperature = self.temperature if temperature is None else temperature
-        chunks = []
-        for start in range(0, len(images_u8), batch_size):
-            if self._fast is not None:
-                logits = torch.from_numpy(self._fast(to_float(images_u8[start : start + batch_size]).numpy()))
-            else:
-                logits = self.model(to_float(images_u8[start : start + batch_size].to(self.device))).cpu()
-            chunks.append((logits.float() / temperature).softmax(-1))
-        if not chunks:
+        if not len(images_u8):
             return torch.empty(0, 0, self.alphabet.num_classes)
-        return torch.cat(chunks)
+        if self._fast is None:
+            logits = batched_logits(self.model, images_u8, batch_size)
+        else:
+            logits = torch.cat([torch.from_numpy(self._fast(to_float(images_u8[start : start + batch_size]).numpy()))
+                                for start in range(0, len(images_u8), batch_size)])
+        return (logits.float() / temperature).softmax(-1)
 
     def predict_tensor(
         self, images_u8: torch.Tensor, beam_width: int = 0, keep_probs: bool = False, batch_size: int = 256

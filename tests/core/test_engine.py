@@ -13,11 +13,11 @@ from captcha_nb.core.engine import (
     TrainingData,
     evaluate,
     fit,
-    learning_rate,
     select_device,
     train_one_epoch,
 )
 from captcha_nb.core.model import build_model
+from captcha_nb.core.schedule import learning_rate
 from captcha_nb.sources import synth
 from captcha_nb.sources.data import Alphabet
 from captcha_nb.sources.geometry import InputSpec
@@ -146,11 +146,6 @@ def test_inferred_width_is_widened_to_fit_long_labels(tmp_path):
     assert width // 4 >= 9
 
 
-def test_learning_rate_warms_up_then_decays():
-    assert learning_rate(1.0, 0.0, 0.1) < learning_rate(1.0, 0.05, 0.1) < learning_rate(1.0, 0.1, 0.1) == 1.0
-    assert learning_rate(1.0, 1.0, 0.1) == pytest.approx(0.01)
-
-
 def test_auto_device_falls_back_to_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -237,19 +232,6 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny
     # The holder was killed without releasing the lock: a stale lock is taken over.
     with run_lock(tmp_path / "r"):
         pass
-
-
-def test_the_peak_rate_is_held_through_the_plateau_then_decays_over_what_is_left():
-    from captcha_nb.core.engine import Progress, schedule_progress
-
-    config = TrainConfig(warmup_fraction=0.1)
-    flat = Progress(plateau_seconds=None)
-    assert schedule_progress(config, flat, elapsed=5.0, budget=100.0) == pytest.approx(0.05)  # warming up
-    assert schedule_progress(config, flat, elapsed=60.0, budget=100.0) == pytest.approx(0.1)  # held at the peak
-    escaped = Progress(plateau_seconds=60.0)
-    assert schedule_progress(config, escaped, elapsed=60.0, budget=100.0) == pytest.approx(0.1)
-    assert schedule_progress(config, escaped, elapsed=80.0, budget=100.0) == pytest.approx(0.55)
-    assert schedule_progress(config, escaped, elapsed=100.0, budget=100.0) == pytest.approx(1.0)
 
 
 def test_augmentation_rises_only_while_the_model_overfits_after_the_plateau():
