@@ -29,14 +29,15 @@ TARGET = PROJECT / "captcha_nb" / "pretrained" / "synthetic.pt"
 ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=30000)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--fonts", default="/usr/share/fonts/truetype/*/*.ttf")
     parser.add_argument("--work", default=str(PROJECT / "build" / "pretrain"), help="scratch folder (data and run)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--target", default=str(TARGET), help="where the checkpoint goes (default: the package's)")
+    args = parser.parse_args(argv)
 
     fonts = sorted(glob.glob(args.fonts))
     if not fonts:
@@ -48,21 +49,23 @@ def main() -> None:
                           seed=args.seed, look="mixed", fonts=fonts)
     result = fit(TrainConfig(data_dir=str(data), run_dir=str(work / "run"), img_height=32,
                              max_minutes=args.minutes, seed=args.seed))
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
-    TARGET.parent.mkdir(exist_ok=True)
+    metrics = result.metrics
+    target = Path(args.target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     payload = read_checkpoint(result.run_dir / "model.pt")
     # The committed file names no machine's folders: the scratch paths become project-relative.
     for key in ("data_dir", "run_dir"):
         payload["config"][key] = project_relative(payload["config"][key])
-    atomic_save(payload, TARGET)
-    TARGET.with_suffix(".json").write_text(json.dumps({
+    atomic_save(payload, target)
+    target.with_suffix(".json").write_text(json.dumps({
         "built_by": "python tools/build_pretrained.py " + " ".join(
             f"--{k} {v}" for k, v in (("images", args.images), ("minutes", args.minutes), ("seed", args.seed))),
         "fonts": [Path(f).name for f in fonts], "alphabet": ALPHABET, "length": [4, 7], "size": [200, 60],
         "look": "mixed", "test_seq_accuracy": metrics.get("test_seq_accuracy"),
         "plateau_seconds": metrics.get("plateau_seconds"), "epochs": metrics.get("epochs_run"),
     }, indent=2) + "\n")
-    print(f"wrote {TARGET} (synthetic test accuracy {metrics.get('test_seq_accuracy')})")
+    print(f"wrote {target} (synthetic test accuracy {metrics.get('test_seq_accuracy')})")
+    return target
 
 
 if __name__ == "__main__":
