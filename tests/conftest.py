@@ -110,7 +110,8 @@ def fake_papermill(monkeypatch):
                 json.dump({"val_seq_accuracy": 0.5, "val_cer": 0.1, "best_epoch": 2, "train_seconds": 9.0,
                            "test_seq_accuracy": 0.9 if lr < 0.002 else 0.8, "test_cer": 0.02}, f)
             (run_dir / "history.csv").write_text("epoch,val_seq_accuracy,seconds\n1,0.5,4.0\n2,0.96,8.5\n")
-        return nbformat.v4.new_notebook(metadata={"papermill": {}})
+        # Like a kernel's output: the saved state of the widgets it displayed.
+        return nbformat.v4.new_notebook(metadata={"papermill": {}, "widgets": {"state": {"bar": {}}}})
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     return calls

@@ -158,6 +158,9 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
             )
             executed.metadata.papermill.update(input_path=project_relative(source),
                                                output_path=project_relative(report_dir / name))
+            # The saved state of every progress bar and widget (megabytes for notebook 03's hundreds of bars) shows
+            # nothing once the kernel is gone; the executed notebook keeps its text, tables and figures.
+            executed.metadata.pop("widgets", None)
             nbformat.write(executed, report_dir / name)
         except Exception:
             record["status"] = f"failed in {name}"

@@ -17,6 +17,7 @@ def test_report_runs_every_notebook_in_order_into_a_new_folder(tmp_path, tiny_di
     params = json.loads((report / "params.json").read_text())
     assert params["status"] == "finished" and params["synthetic_data"] is False
     assert params["versions"]["torch"] and params["git_commit"] and len(params["data_fingerprint"]) == 16
+    assert "widgets" not in json.loads((report / runs.NOTEBOOKS[2]).read_text())["metadata"]
     with pytest.raises(FileExistsError):
         runs.run_report({"data_dir": str(tiny_dir)}, run_id="r1", reports_dir=tmp_path)
 
