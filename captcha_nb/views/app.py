@@ -28,19 +28,46 @@ DEFAULT_PORT = 8866
 
 def inspector_for_app():
     """The inspector widget on the validation images of the run named by $CAPTCHA_NB_INSPECT_RUN (or the newest), read
-    from $CAPTCHA_NB_INSPECT_DATA when set, otherwise from the folder the run's split.json records."""
+    from $CAPTCHA_NB_INSPECT_DATA when set, otherwise from the folder the run's split.json records.
+
+    When that folder is not on this machine (the committed reference run on a fresh clone), the app still opens: it
+    says where the images were expected and how to point at them, and reads uploaded captchas."""
+    import html
+
     import ipywidgets as widgets
 
     from captcha_nb import project_relative
+    from captcha_nb.serving.inference import load_model
+    from captcha_nb.sources.data import CaptchaSet
     from captcha_nb.views import workspace
     from captcha_nb.views.widgets import PredictionInspector
 
     run_path = workspace.trained_run(os.environ.get(RUN_ENV) or None)
-    recogniser, val_set, _ = workspace.held_out(run_path, os.environ.get(DATA_ENV) or None)
+    data_dir = os.environ.get(DATA_ENV) or None
+    expected = validation_folder(run_path, data_dir)
+    if expected.is_dir():
+        recogniser, val_set, _ = workspace.held_out(run_path, data_dir)
+        note = ""
+    else:
+        recogniser, val_set = load_model(run_path / "model.pt"), CaptchaSet([], [], [])
+        note = (f"<p style='color:#c0392b'>The run's validation images were expected in "
+                f"<code>{html.escape(str(expected))}</code>, which is not on this machine. Start the app with "
+                f"<code>--data DIR</code> (the folder that holds them) to browse them; your own captchas can be read "
+                f"below all the same.</p>")
     inspector = PredictionInspector(recogniser, val_set)
     title = widgets.HTML(f"<h2>captcha_nb inspector</h2><p>run <code>{project_relative(run_path)}</code> · "
-                         f"{len(val_set)} validation captchas · model {recogniser.model_name}</p>")
+                         f"{len(val_set)} validation captchas · model {recogniser.model_name}</p>{note}")
     return widgets.VBox([title, inspector.widget])
+
+
+def validation_folder(run_path: Path, data_dir: str | None = None) -> Path:
+    """Where a run's validation images are read from: `data_dir` if given, else the folder its split.json records."""
+    from captcha_nb.sources.data import load_split
+    from captcha_nb.views import workspace
+
+    if data_dir:
+        return Path(data_dir)
+    return workspace.resolve_recorded(load_split(run_path / "split.json")["data_dir"])
 
 
 def labeller_for_app():
@@ -79,19 +106,19 @@ def voila_command(port: int, token: str, notebook: Path = APP_NOTEBOOK) -> list[
 
 
 def serve(run_dir: str | None, port: int | None = None, data_dir: str | None = None) -> int:
-    """Start Voilà on the run. The run and its validation images are checked first, so a missing folder is one
-    message here rather than a traceback in the browser."""
-    from captcha_nb.sources.data import load_split
+    """Start Voilà on the run (checked first, so a wrong folder fails here rather than in the browser)."""
     from captcha_nb.views import workspace
 
     run_path = workspace.trained_run(run_dir).resolve()
-    recorded = load_split(run_path / "split.json")["data_dir"]
-    source = workspace.data_directory(data_dir) if data_dir else workspace.resolve_recorded(recorded)
-    if not source.is_dir():
-        raise FileNotFoundError(
-            f"the validation images of {run_path} were read from {recorded}, which is not on this machine; "
-            f"pass --data with the folder that holds them, or --run a run of your own")
-    env = {RUN_ENV: str(run_path), DATA_ENV: str(source.resolve())}
+    if data_dir and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"--data {data_dir}: not a folder")
+    env = {RUN_ENV: str(run_path)}
+    if data_dir:
+        env[DATA_ENV] = str(Path(data_dir).resolve())
+    expected = validation_folder(run_path, data_dir)
+    if not expected.is_dir():
+        print(f"The validation images of {run_path} were read from {expected}, which is not on this machine: the app "
+              f"opens to read uploaded captchas; pass --data DIR to browse the run's images.", file=sys.stderr)
     return run_voila(APP_NOTEBOOK, env, port, f"inspector for {run_path}")
 
 

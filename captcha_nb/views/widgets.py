@@ -68,7 +68,8 @@ class PredictionInspector:
     def __init__(self, recogniser: Recogniser, dataset: CaptchaSet, low_confidence: float = 0.9):
         self.recogniser = recogniser
         self.dataset = dataset
-        recogniser.use_fastest(dataset.tensor(recogniser.spec)[:64])
+        if len(dataset):  # with no captchas to browse (only uploads), there is nothing to probe the fast path with
+            recogniser.use_fastest(dataset.tensor(recogniser.spec)[:64])
         self.table, self.predictions = predict_dataset(recogniser, dataset)
         self.position = 0
 

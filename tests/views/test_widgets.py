@@ -39,6 +39,15 @@ def test_the_error_filter_shows_exactly_the_misread_captchas(recogniser, tiny_se
     assert inspector.counter.value.startswith(f"1 of {len(errors)}")
 
 
+def test_with_no_captchas_to_browse_uploads_are_still_read(recogniser, tiny_set):
+    from captcha_nb.sources.data import CaptchaSet
+
+    inspector = PredictionInspector(recogniser, CaptchaSet([], [], []))
+    assert inspector.counter.value.startswith("0 of 0") and inspector.current is None
+    expected = recogniser.predict_images([tiny_set.images[0]])[0].text
+    assert inspector.predict_bytes(png(tiny_set.images[0]), "mine.png") == expected
+
+
 def test_upload_reads_an_image_and_names_a_bad_one(recogniser, tiny_set):
     inspector = PredictionInspector(recogniser, tiny_set)
     expected = recogniser.predict_images([tiny_set.images[0]])[0].text
