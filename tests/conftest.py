@@ -14,6 +14,13 @@ from captcha_nb.sources import synth
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(items):
+    """Every test under tests/browser carries the `browser` marker, so `-m "not browser"` leaves them out."""
+    for item in items:
+        if "browser" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """40 captchas of 4 to 6 characters from a 6-symbol alphabet, 100x32: small enough to train on in seconds."""

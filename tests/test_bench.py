@@ -3,7 +3,11 @@
 import importlib.util
 import json
 
+import pytest
+
 from captcha_nb import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
 
 def load_bench():
@@ -27,8 +31,6 @@ def test_quick_benchmark_writes_results_table_and_plot(tmp_path):
 
 
 def test_included_rows_must_come_from_the_same_data_and_machine(tmp_path):
-    import pytest
-
     bench = load_bench()
     earlier = tmp_path / "2026-01-01" / "results.json"
     earlier.parent.mkdir()

@@ -14,6 +14,8 @@ from captcha_nb import NOTEBOOKS_DIR
 from captcha_nb.workflows.runs import NOTEBOOKS
 from captcha_nb.views.workspace import read_records
 
+pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
+
 COMMON = {"data_dir", "run_dir", "seed", "figures_dir"}
 TRAINING = COMMON | {"model", "epochs", "max_minutes", "batch_size", "lr", "device"}
 ALL_NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))

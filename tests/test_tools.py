@@ -5,8 +5,11 @@ import json
 from pathlib import Path
 
 import captcha
+import pytest
 
 from captcha_nb import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
 
 def test_the_pretrained_builder_writes_a_checkpoint_training_can_start_from(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from captcha_nb import PROJECT_ROOT
 from captcha_nb.workflows import sweep
 
+pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
+
 FAILED_RUN = "test_fraction=0.5,val_fraction=0.5"
 
 
