@@ -60,7 +60,7 @@ class TrainConfig:
     grad_clip: float = option(5.0, "gradient norm clip")
     augment: bool = option(True, "random small rotations, scalings and shifts of every batch")
     # Regularisation that follows the gap: when, after CTC's plateau, the validation loss exceeds both
-    # GAP_RATIO times the training loss and the training loss plus GAP_MARGIN (engine.py), the strength rises.
+    # GAP_RATIO times the training loss and the training loss plus GAP_MARGIN (schedule.py), the strength rises.
     augment_strength: float | None = option(None, "augmentation strength, 1 = light warps (default: starts at 1 and "
                                                   "rises while the model overfits)")
     # An exponential moving average of the weights is what gets evaluated and saved: it smooths the last epochs'
@@ -68,7 +68,7 @@ class TrainConfig:
     ema_decay: float | None = option(0.995, "decay of the weights' moving average; None to save the raw weights")
 
     # Stopping before the budget: only once the model has converged, meaning that no epoch beat the best one (higher
-    # validation accuracy, or equal accuracy and lower loss: engine.better) over this share of the budget, counted
+    # validation accuracy, or equal accuracy and lower loss: schedule.better) over this share of the budget, counted
     # once the model reads, so CTC's flat start never counts as convergence.
     patience_fraction: float = option(0.25, "stop when nothing improved over this share of the budget")
     target_accuracy: float | None = option(None, "stop once validation reaches this accuracy (default: never)")

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from captcha_nb import project_relative
-from captcha_nb.core.augment import MAX_STRENGTH, augment
+from captcha_nb.core.augment import augment
 from captcha_nb.core.calibration import calibrate_checkpoint, calibration_errors
 from captcha_nb.core.checkpoint import (
     atomic_save,
@@ -35,7 +35,7 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.core.model import batched_logits, build_model, count_parameters, model_spec
 from captcha_nb.core.runlock import run_lock
-from captcha_nb.core.schedule import learning_rate, schedule_progress
+from captcha_nb.core.schedule import better, learning_rate, next_strength, rank, schedule_progress, stop_reason
 from captcha_nb.core.warmstart import (
     PRETRAINED, PRETRAINED_BY_DEFAULT, WarmStart, read_pretrained, read_warm_start, transfer,
 )
@@ -58,13 +58,6 @@ from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputSpec, infer_input_s
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds",
                    "augment_strength"]
-# The gap rule (issue 13). A model overfits when its validation loss is both GAP_RATIO times its training loss and
-# GAP_MARGIN above it (the margin keeps two tiny losses, 0.002 against 0.001, from counting); each epoch that does,
-# after the plateau, raises the augmentation strength by GAP_STEP. The default securimage run ended at a training
-# loss of 0.04 against 0.13 on validation; captcha_images_v2's reference run stays within 0.01 of its training loss.
-GAP_RATIO = 2.0
-GAP_MARGIN = 0.03
-GAP_STEP = 0.25
 
 
 class RunExistsError(FileExistsError):
@@ -340,40 +333,6 @@ def resumed_input(config: TrainConfig, run_dir: Path) -> InputSpec | None:
     if config.resume and last_path.is_file():
         return InputSpec.from_dict(read_checkpoint(last_path)["input"])
     return None
-
-
-def rank(accuracy: float, loss: float) -> tuple[float, float]:
-    """The order of checkpoints: validation accuracy first, loss as the tie-break (among equally accurate models, the
-    more certain one). Written once, for choosing between weights and for keeping the best epoch."""
-    return accuracy, -loss
-
-
-def better(candidate: Evaluation, incumbent: dict) -> bool:
-    return rank(candidate.seq_accuracy, candidate.loss) > rank(incumbent["val_seq_accuracy"], incumbent["val_loss"])
-
-
-def stop_reason(config: TrainConfig, progress: Progress, evaluation: Evaluation, budget: float) -> str | None:
-    """Why to stop after this epoch, or None to go on."""
-    if config.target_accuracy is not None and evaluation.seq_accuracy >= config.target_accuracy:
-        return "target_accuracy"
-    if progress.elapsed >= budget:
-        return "max_minutes"
-    if config.epochs is not None and progress.epoch >= config.epochs:
-        return "epochs"
-    learning = progress.plateau_seconds is not None
-    if learning and progress.elapsed - progress.improved_at >= config.patience_fraction * budget:
-        return "converged"
-    return None
-
-
-def next_strength(config: TrainConfig, progress: Progress, train_loss: float, val_loss: float) -> float:
-    """The augmentation strength for the next epoch: fixed by the config, or raised while the model overfits."""
-    if config.augment_strength is not None:
-        return config.augment_strength
-    overfits = val_loss > GAP_RATIO * train_loss and val_loss > train_loss + GAP_MARGIN
-    if progress.plateau_seconds is not None and overfits:
-        return min(progress.augment_strength + GAP_STEP, MAX_STRENGTH)
-    return progress.augment_strength
 
 
 def peak_memory_mb() -> float:

@@ -186,7 +186,8 @@ def test_three_way_split_scores_the_test_images_once_at_the_end(tmp_path):
 
 
 def test_the_best_checkpoint_prefers_accuracy_then_loss():
-    from captcha_nb.core.engine import Evaluation, better
+    from captcha_nb.core.engine import Evaluation
+    from captcha_nb.core.schedule import better
 
     def ev(acc, loss):
         return Evaluation(loss, acc, 0.0, [], [], [])
@@ -197,7 +198,8 @@ def test_the_best_checkpoint_prefers_accuracy_then_loss():
 
 
 def test_convergence_stops_a_run_only_after_it_has_started_reading():
-    from captcha_nb.core.engine import Evaluation, Progress, stop_reason
+    from captcha_nb.core.engine import Evaluation, Progress
+    from captcha_nb.core.schedule import stop_reason
 
     config = TrainConfig(patience_fraction=0.25)
     evaluation = Evaluation(1.0, 0.5, 0.1, [], [], [])
@@ -235,7 +237,8 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny
 
 
 def test_augmentation_rises_only_while_the_model_overfits_after_the_plateau():
-    from captcha_nb.core.engine import GAP_STEP, Progress, next_strength
+    from captcha_nb.core.engine import Progress
+    from captcha_nb.core.schedule import GAP_STEP, next_strength
 
     config = TrainConfig()
     reading = Progress(plateau_seconds=10.0, augment_strength=1.0)
