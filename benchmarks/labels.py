@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path:
     (out / "results.md").write_text(
         f"# How many labels, {stamp}\n\nMachine: {payload['machine']}. Budget {minutes} min per run; seeds {seeds}. "
         f"Command: `{payload['command']}`.\n\nMedian test accuracy over seeds (each seed's in brackets):\n\n"
-        f"{table.to_markdown()}\n\nEvery run:\n\n{results.round(3).to_markdown(index=False)}\n")
+        f"{table.to_markdown(index=False)}\n\nEvery run:\n\n{results.round(3).to_markdown(index=False)}\n")
     plots.save(plots.accuracy_by_labels(results), out, "plot")
     if args.publish and not args.quick:
         publish(out, payload, table)
@@ -139,15 +139,15 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
         seeds = ", ".join(f"{a:.3f}" for a in group.sort_values("seed")["test_seq_accuracy"])
         return f"{group['test_seq_accuracy'].median():.3f} ({seeds})"
 
-    return (finished.groupby(["style", "labelled", "start"]).apply(cell, include_groups=False)
-            .unstack("start"))
+    table = finished.groupby(["style", "labelled", "start"]).apply(cell, include_groups=False).unstack("start")
+    return table.reset_index().rename_axis(columns=None)
 
 
 def publish(out: Path, payload: dict, table: pd.DataFrame) -> None:
     relative = out.relative_to(REPORTS_DIR)
     section = (f"{HEADING}\n\nLatest: `{relative}`, measured on {payload['machine']}, one run at a time, "
                f"{payload['minutes']} minutes per run, seeds {payload['seeds']}. Command: `{payload['command']}`.\n\n"
-               f"Test accuracy, median over seeds (each seed's in brackets):\n\n{table.to_markdown()}\n\n"
+               f"Test accuracy, median over seeds (each seed's in brackets):\n\n{table.to_markdown(index=False)}\n\n"
                f"![test accuracy against labelled images]({relative}/plot.png)\n")
     replace_section(BENCHMARKS_MD, HEADING, section)
 

@@ -103,14 +103,17 @@ def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
     """Test accuracy against the number of labelled training images (log axis), one panel per style, one line per way
     of starting (from scratch, pretrained); the line is the median over seeds and the dots are the seeds."""
     styles = sorted(results["style"].unique())
-    figure, axes = plt.subplots(1, len(styles), figsize=(3.6 * len(styles), 3.2), sharey=True, squeeze=False)
+    figure, axes = plt.subplots(1, len(styles), figsize=(4.8 * len(styles), 3.4), sharey=True, squeeze=False)
     for ax, style in zip(axes[0], styles):
         runs = results[results["style"] == style]
         for start, group in runs.groupby("start"):
             medians = group.groupby("labelled")["test_seq_accuracy"].median()
             (line,) = ax.plot(medians.index, medians.values, marker="o", label=start)
             ax.scatter(group["labelled"], group["test_seq_accuracy"], s=8, color=line.get_color(), alpha=0.5)
+        counts = sorted(runs["labelled"].unique())
         ax.set(title=style, xscale="log", xlabel="labelled training images", ylim=(0, 1.01))
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.minorticks_off()  # the log axis's own ticks would crowd the counts
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test sequence accuracy")
     axes[0][0].legend(fontsize=8)
