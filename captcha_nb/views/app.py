@@ -44,7 +44,7 @@ def inspector_for_app():
 
     run_path = workspace.trained_run(os.environ.get(RUN_ENV) or None)
     data_dir = os.environ.get(DATA_ENV) or None
-    expected = validation_folder(run_path, data_dir)
+    expected = workspace.run_data(run_path, data_dir)
     if expected.is_dir():
         recogniser, val_set, _ = workspace.held_out(run_path, data_dir)
         note = ""
@@ -58,16 +58,6 @@ def inspector_for_app():
     title = widgets.HTML(f"<h2>captcha_nb inspector</h2><p>run <code>{project_relative(run_path)}</code> · "
                          f"{len(val_set)} validation captchas · model {recogniser.model_name}</p>{note}")
     return widgets.VBox([title, inspector.widget])
-
-
-def validation_folder(run_path: Path, data_dir: str | None = None) -> Path:
-    """Where a run's validation images are read from: `data_dir` if given, else the folder its split.json records."""
-    from captcha_nb.sources.data import load_split
-    from captcha_nb.views import workspace
-
-    if data_dir:
-        return Path(data_dir)
-    return workspace.resolve_recorded(load_split(run_path / "split.json")["data_dir"])
 
 
 def labeller_for_app():
@@ -115,7 +105,7 @@ def serve(run_dir: str | None, port: int | None = None, data_dir: str | None = N
     env = {RUN_ENV: str(run_path)}
     if data_dir:
         env[DATA_ENV] = str(Path(data_dir).resolve())
-    expected = validation_folder(run_path, data_dir)
+    expected = workspace.run_data(run_path, data_dir)
     if not expected.is_dir():
         print(f"The validation images of {run_path} were read from {expected}, which is not on this machine: the app "
               f"opens to read uploaded captchas; pass --data DIR to browse the run's images.", file=sys.stderr)

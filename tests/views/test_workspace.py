@@ -40,3 +40,18 @@ def test_held_out_returns_the_runs_validation_files(trained_run):
     recogniser, val_set, split = workspace.held_out(trained_run.run_dir)
     assert val_set.names == split["val"] and len(val_set) == 10
     assert recogniser.alphabet.chars == "23abcd"
+
+
+def test_a_runs_recorded_data_folder_is_relative_to_the_project_not_to_the_notebooks(tmp_path, trained_run):
+    import json
+    import shutil
+
+    from captcha_nb import PROJECT_ROOT
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    split = json.loads((run / "split.json").read_text())
+    # What a committed run records: a folder relative to the project (the notebooks run from notebooks/).
+    (run / "split.json").write_text(json.dumps({**split, "data_dir": "tests"}))
+    assert workspace.run_data(run) == PROJECT_ROOT / "tests"
+    assert workspace.run_data(run, str(tmp_path)) == tmp_path
