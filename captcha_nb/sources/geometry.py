@@ -26,6 +26,13 @@ MAX_HEIGHT = 64
 # captcha at 175 s and ended at 55 %; 32x128 (21 pixels, squashed to 32 rows) was still on the plateau at 180 s;
 # 48x120 (20 pixels) first read one at 62 s, and reached 75 % even on one thread.
 TARGET_PIXELS_PER_CHAR = 20
+# The width then gives the longest label at least this many time steps (frames) per character. At 48x120 securimage
+# had 5 per character, and 19 of the 42 validation captchas a pretrained run misread came out a character short or
+# long (overlapping or doubled glyphs read once). Seed 0, 6 minutes, the pretrained start, validation only:
+# 48x120 read 86.0 % (val loss 0.105), 48x144 (6 steps) 88.7 % (0.081), 48x168 (7 steps) 88.7 % (0.097).
+# Six is also what the styles that already read 99-100 % have (captcha_images_v2 6.4, kelab 6, digits 7.5), so the
+# rule widens only the styles that had fewer.
+MIN_STEPS_PER_CHAR = 6
 # Beyond this, extra width only lengthens the sequence CTC must align (wide 780-pixel captchas): squeeze it.
 MAX_PIXELS_PER_CHAR = 48
 # The ink crop: rows and columns are kept where ink is at least this share of its most inked row or column ...
@@ -249,8 +256,8 @@ def infer_input_spec(
     2. Height: the smallest multiple of 8 in [32, 64] that, at the pictures' median aspect ratio, gives the longest
        label `TARGET_PIXELS_PER_CHAR` pixels of width per character.
     3. Width: that aspect ratio at that height, widened to the pixels-per-character target if the height cap held it
-       back, narrowed to `MAX_PIXELS_PER_CHAR`, a multiple of the model's time stride, and never fewer time steps
-       than the labels need.
+       back and to `MIN_STEPS_PER_CHAR` time steps per character, narrowed to `MAX_PIXELS_PER_CHAR`, a multiple of the
+       model's time stride, and never fewer time steps than the labels need.
     Explicit `height` or `width` override the rules.
     """
     sample = list(sample)
@@ -271,7 +278,7 @@ def infer_input_spec(
         height = min(MAX_HEIGHT, max(MIN_HEIGHT, round_up(wanted, HEIGHT_STEP)))
     if width is None:
         natural = height * aspect
-        natural = max(natural, TARGET_PIXELS_PER_CHAR * longest)
+        natural = max(natural, TARGET_PIXELS_PER_CHAR * longest, MIN_STEPS_PER_CHAR * time_stride * longest)
         natural = min(natural, MAX_PIXELS_PER_CHAR * longest)
         width = max(round_up(natural, time_stride), min_time_steps * time_stride, time_stride)
     return InputSpec(height=height, width=width, channels=channels, crop=band,

@@ -4,7 +4,7 @@ from PIL import Image, ImageDraw
 
 from captcha_nb.sources import synth
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.sources.geometry import InputSpec, infer_input_spec, ink_map, text_box, to_input
+from captcha_nb.sources.geometry import MIN_STEPS_PER_CHAR, InputSpec, infer_input_spec, ink_map, text_box, to_input
 
 
 def labels(length: int, n: int = 3) -> list[str]:
@@ -27,6 +27,8 @@ def test_ordinary_captchas_keep_their_aspect_ratio_at_32_rows(size, length, expe
 def test_dense_captchas_get_more_rows_so_each_character_keeps_its_width():
     spec = infer_input_spec([(200, 80)] * 3, labels(6))  # 6 characters in 200x80: 32 rows would leave 13 px each
     assert spec.height > 32 and spec.width / 6 >= 20
+    # ... and enough time steps that overlapping or doubled glyphs each get frames of their own.
+    assert spec.time_steps >= MIN_STEPS_PER_CHAR * 6
 
 
 def test_very_wide_captchas_are_narrowed_to_a_sensible_sequence():
