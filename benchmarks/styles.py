@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import REPORTS_DIR
-from captcha_nb.sources.data import IMAGE_SUFFIXES, LABELS_FILE
+from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
 from captcha_nb.views.compare import seconds_to

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
-from captcha_nb.sources.data import IMAGE_SUFFIXES
+from captcha_nb.sources.files import IMAGE_SUFFIXES
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -209,7 +209,7 @@ def cmd_label(args) -> int:
 
 
 def add_pixel_limit(parser: argparse.ArgumentParser) -> None:
-    from captcha_nb.sources.data import MAX_IMAGE_PIXELS
+    from captcha_nb.sources.files import MAX_IMAGE_PIXELS
 
     parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
                         help=f"refuse pictures with more pixels than this, from their header (default: {MAX_IMAGE_PIXELS})")

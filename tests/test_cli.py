@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -15,6 +17,18 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["predict", "--help"]])
+def test_help_answers_without_importing_torch(argv):
+    # Asking the command line what it can do should take a moment, not the two seconds torch takes to import.
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['captcha_nb', *{argv!r}]\n"
+             "try:\n    runpy.run_module('captcha_nb', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "usage:" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "False"
 
 
 def test_train_writes_the_contracted_files(tmp_path, tiny_dir, capsys):

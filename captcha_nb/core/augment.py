@@ -25,7 +25,6 @@ SHEAR = 0.05
 ERASE_HEIGHT = 0.25
 ERASE_WIDTH_PER_CHAR = 0.5
 NOISE = 0.05  # standard deviation of pixel noise per unit of strength above 1, on the [-1, 1] scale
-MAX_STRENGTH = 3.0
 
 
 def uniform(b: int, limit: float, generator: torch.Generator) -> torch.Tensor:

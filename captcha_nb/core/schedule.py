@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 
-from captcha_nb.core.augment import MAX_STRENGTH
-from captcha_nb.core.config import TrainConfig
+from captcha_nb.core.config import MAX_STRENGTH, TrainConfig
 
 # The gap rule (issue 13). A model overfits when its validation loss is both GAP_RATIO times its training loss and
 # GAP_MARGIN above it (the margin keeps two tiny losses, 0.002 against 0.001, from counting); each epoch that does,

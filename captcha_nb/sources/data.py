@@ -24,11 +24,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from captcha_nb.sources.files import write_json
+from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE, MAX_IMAGE_PIXELS, write_json
 from captcha_nb.sources.geometry import InputSpec, to_input
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-LABELS_FILE = "labels.csv"
 
 
 class DataError(ValueError):
@@ -105,9 +103,6 @@ def read_labels(data_dir: Path) -> list[tuple[Path, str]]:
 # --------------------------------------------------------------------------------------------------------------------
 # Decoding images
 
-# Captchas are small (captcha_images_v2 is 10,000 pixels, the largest style we know 62,400). A picture of more than
-# this many pixels is refused from its header, before its pixels are decoded: a 24 KB PNG can declare 12000x9000.
-MAX_IMAGE_PIXELS = 4_000_000
 # Below this many images, decoding in one process is faster than starting workers.
 PARALLEL_FROM = 2000
 

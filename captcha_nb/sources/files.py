@@ -1,4 +1,8 @@
-"""Writing a file so that a crash never leaves half of it: write beside the target, then rename over it."""
+"""Files on disk: which names are pictures, how large a picture may be, and writing a file so that a crash never
+leaves half of it (write beside the target, then rename over it).
+
+Kept free of torch and numpy so that the command line can describe itself without importing them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+LABELS_FILE = "labels.csv"
+# Captchas are small (captcha_images_v2 is 10,000 pixels, the largest style we know 62,400). A picture of more than
+# this many pixels is refused from its header, before its pixels are decoded: a 24 KB PNG can declare 12000x9000.
+MAX_IMAGE_PIXELS = 4_000_000
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
