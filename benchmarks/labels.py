@@ -16,9 +16,7 @@ Run again with the same --out, it keeps the runs that finished. Writes reports/b
 
 from __future__ import annotations
 
-import argparse
 import csv
-import datetime as dt
 import json
 import random
 import shutil
@@ -34,7 +32,7 @@ from captcha_nb.views import plots
 from captcha_nb.workflows.runs import replace_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from styles import BENCHMARKS_MD, find_styles, machine, run_one  # noqa: E402
+from styles import BENCHMARKS_MD, benchmark_parser, chosen_styles, machine, output_folder, run_one  # noqa: E402
 
 HEADING = "## How many labels"
 STARTS = {"scratch": ("--pretrained", "no"), "pretrained": ("--pretrained", "yes")}
@@ -71,33 +69,21 @@ def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[t
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="*", default=[], help="folders whose sub-folders are styles")
-    parser.add_argument("--styles", nargs="*", help="only these style names")
+    parser = benchmark_parser(__doc__.splitlines()[0], "labels", minutes=3.0,
+                              quick="one tiny synthetic style, seconds per run")
     parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400, 800],
                         help="labelled training images per run (the whole pool is added as 'all')")
     parser.add_argument("--starts", nargs="*", default=list(STARTS), choices=list(STARTS))
-    parser.add_argument("--minutes", type=float, default=3.0, help="training budget per run")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--quick", action="store_true", help="one tiny synthetic style, seconds per run")
-    parser.add_argument("--out", help="output folder (default: reports/benchmarks/labels-<date>)")
-    parser.add_argument("--publish", action="store_true", help="put the table in reports/BENCHMARKS.md")
     args = parser.parse_args(argv)
 
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M")
-    out = Path(args.out).resolve() if args.out else REPORTS_DIR / "benchmarks" / f"labels-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
+    out, stamp = output_folder(args.out, "labels")
     if args.quick:
         roots = [out / "synthetic"]
         generate(roots[0] / "plain", 60, alphabet="abcd23", length=(3, 4), size=(100, 32), seed=1)
     else:
         roots = [Path(d) for d in args.data]
     minutes, seeds, counts = (0.05, [0], [20]) if args.quick else (args.minutes, args.seeds, args.counts)
-    styles = find_styles(roots)
-    if args.styles:
-        styles = {name: styles[name] for name in args.styles}
-    if not styles:
-        raise SystemExit(f"no captcha styles found in {roots}")
+    styles = chosen_styles(roots, args.styles)
 
     rows = []
     for style, (train, test) in styles.items():

@@ -37,7 +37,7 @@ from captcha_nb import REPORTS_DIR
 from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
-from captcha_nb.views.compare import seconds_to
+from captcha_nb.views.compare import STYLE_CURVES, seconds_to
 from captcha_nb.workflows.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.99)
@@ -136,28 +136,50 @@ def quick_styles(out: Path) -> list[Path]:
     return [root]
 
 
-def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def benchmark_parser(description: str, kind: str, minutes: float, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark over the captcha styles shares (this one and labels.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", nargs="*", default=[], help="folders whose sub-folders are styles")
     parser.add_argument("--styles", nargs="*", help="only these style names")
-    parser.add_argument("--minutes", type=float, default=6.0, help="training budget per run")
+    parser.add_argument("--minutes", type=float, default=minutes, help="training budget per run")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=1, help="runs at a time (each gets cores / workers threads)")
-    parser.add_argument("--quick", action="store_true", help="two tiny synthetic styles, seconds per run")
-    parser.add_argument("--out", help="output folder (default: reports/benchmarks/styles-<date>)")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", help=f"output folder (default: reports/benchmarks/{kind}-<date>)")
     parser.add_argument("--publish", action="store_true", help="put the table in reports/BENCHMARKS.md")
+    return parser
+
+
+def output_folder(out: str | None, kind: str) -> tuple[Path, str]:
+    """The folder a benchmark writes to (created), and the time stamp that names it by default."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M")
+    folder = Path(out).resolve() if out else REPORTS_DIR / "benchmarks" / f"{kind}-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, stamp
+
+
+def chosen_styles(roots: list[Path], names: list[str] | None) -> dict[str, tuple[Path, Path | None]]:
+    """The styles found in `roots`, only those named when names are given; none found is one clear error."""
+    styles = find_styles(roots)
+    if names:
+        missing = sorted(set(names) - set(styles))
+        if missing:
+            raise SystemExit(f"--styles {' '.join(missing)}: not found in {', '.join(map(str, roots))}")
+        styles = {name: styles[name] for name in names}
+    if not styles:
+        raise SystemExit(f"no captcha styles found in {', '.join(map(str, roots))}")
+    return styles
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = benchmark_parser(__doc__.splitlines()[0], "styles", minutes=6.0,
+                              quick="two tiny synthetic styles, seconds per run")
+    parser.add_argument("--workers", type=int, default=1, help="runs at a time (each gets cores / workers threads)")
     args = parser.parse_args(argv)
 
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M")
-    out = Path(args.out).resolve() if args.out else REPORTS_DIR / "benchmarks" / f"styles-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
+    out, stamp = output_folder(args.out, "styles")
     roots = quick_styles(out) if args.quick else [Path(d) for d in args.data]
     minutes, seeds = (0.15, [0]) if args.quick else (args.minutes, args.seeds)
-    styles = find_styles(roots)
-    if args.styles:
-        styles = {name: styles[name] for name in args.styles}
-    if not styles:
-        raise SystemExit(f"no captcha styles found in {roots}")
+    styles = chosen_styles(roots, args.styles)
     threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
     jobs = [(name, *folders, seed) for name, folders in styles.items() for seed in seeds]
     print(f"{len(jobs)} runs of {minutes} min: {', '.join(styles)}; seeds {seeds}", file=sys.stderr)
@@ -182,6 +204,7 @@ def main(argv: list[str] | None = None) -> Path:
     curves = {f"{r['style']} seed {r['seed']}": pd.read_csv(out / "runs" / f"{r['style']}-seed{r['seed']}" /
                                                             "history.csv")
               for r in rows if r["status"] == "finished"}
+    write_curves(curves, out)
     plots.save(plots.accuracy_over_time(curves), out, "plot")
     first_seed = {name.split(" seed ")[0]: history for name, history in curves.items() if name.endswith(f"seed {seeds[0]}")}
     plots.save(plots.loss_gap(first_seed), out, "losses")
@@ -189,6 +212,18 @@ def main(argv: list[str] | None = None) -> Path:
         publish(out, payload, table)
     print(out)
     return out
+
+
+def write_curves(curves: dict[str, pd.DataFrame], out: Path) -> None:
+    """Every run's learning curve in one small CSV beside the table, so notebook 03 can draw which styles overfit
+    from a clone, where the runs' own folders (checkpoints included) are not committed."""
+    columns = ["epoch", "seconds", "train_loss", "val_loss", "val_seq_accuracy", "augment_strength"]
+    frames = []
+    for name, history in curves.items():
+        style, seed = name.split(" seed ")
+        frames.append(history[[c for c in columns if c in history]].assign(style=style, seed=int(seed)))
+    table = pd.concat(frames, ignore_index=True)
+    table[["style", "seed", *[c for c in columns if c in table]]].round(5).to_csv(out / STYLE_CURVES, index=False)
 
 
 def publish(out: Path, payload: dict, table: pd.DataFrame) -> None:

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 
 import pytest
 
@@ -65,6 +66,20 @@ def test_quick_style_benchmark_writes_one_row_per_style_and_seed(tmp_path):
     assert rows["dark"]["n_test"] == 20  # the whole _test folder, scored once
     table_rows = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| dark ")]
     assert len(table_rows) == 2 and (out / "plot.png").stat().st_size > 1000  # the medians table and every run
+
+    from captcha_nb.views.compare import style_curves
+
+    folder, curves = style_curves(seed=0, reports_dir=tmp_path / "reports")
+    assert folder is None and curves == {}  # nothing published there yet
+    published = tmp_path / "reports" / "benchmarks" / "styles-2026-01-01"
+    published.parent.mkdir(parents=True)
+    shutil.copytree(out, published)
+    folder, curves = style_curves(seed=0, reports_dir=tmp_path / "reports")
+    assert folder == published and set(curves) == {"plain", "dark"}
+    assert {"seconds", "train_loss", "val_loss"} <= set(curves["dark"].columns) and len(curves["dark"]) >= 1
+    from captcha_nb.views.compare import gap_table
+
+    assert set(gap_table(curves).index) == {"plain", "dark"}
 
 
 def test_loading_benchmark_measures_each_size_in_its_own_process():

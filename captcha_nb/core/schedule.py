@@ -25,6 +25,11 @@ GAP_MARGIN = 0.03
 GAP_STEP = 0.25
 
 
+def overfits(train_loss: float, val_loss: float) -> bool:
+    """The gap rule's test: validation loss both GAP_RATIO times the training loss and GAP_MARGIN above it."""
+    return val_loss > GAP_RATIO * train_loss and val_loss > train_loss + GAP_MARGIN
+
+
 def learning_rate(peak: float, progress: float, warmup: float) -> float:
     """Linear warm-up, then cosine decay to 1 % of the peak; progress runs from 0 to 1."""
     progress = min(max(progress, 0.0), 1.0)
@@ -89,7 +94,6 @@ def next_strength(config: TrainConfig, progress, train_loss: float, val_loss: fl
     """The augmentation strength for the next epoch: fixed by the config, or raised while the model overfits."""
     if config.augment_strength is not None:
         return config.augment_strength
-    overfits = val_loss > GAP_RATIO * train_loss and val_loss > train_loss + GAP_MARGIN
-    if progress.plateau_seconds is not None and overfits:
+    if progress.plateau_seconds is not None and overfits(train_loss, val_loss):
         return min(progress.augment_strength + GAP_STEP, MAX_STRENGTH)
     return progress.augment_strength

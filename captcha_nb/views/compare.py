@@ -21,6 +21,8 @@ TARGET_ACCURACY = 0.95
 RESULT_COLUMNS = ["test_seq_accuracy", "test_cer", f"seconds_to_{round(TARGET_ACCURACY * 100)}", "train_seconds",
                   "val_seq_accuracy", "best_epoch"]
 FORMATS = ("table", "csv", "markdown", "json")
+# The style benchmark (benchmarks/styles.py) writes every run's learning curve to this file of its published folder.
+STYLE_CURVES = "curves.csv"
 
 
 def read_json(path: Path) -> dict:
@@ -44,6 +46,34 @@ def seconds_to(history: pd.DataFrame | None, level: float = TARGET_ACCURACY) -> 
         return None
     reached = history[history["val_seq_accuracy"] >= level]
     return float(reached["seconds"].iloc[0]) if len(reached) else None
+
+
+def style_curves(seed: int = 0, reports_dir: str | Path | None = None) -> tuple[Path | None, dict[str, pd.DataFrame]]:
+    """The newest published style benchmark that kept its curves, and one seed's learning curve per style (empty when
+    none is published)."""
+    folders = sorted((Path(reports_dir or REPORTS_DIR) / "benchmarks").glob(f"styles-*/{STYLE_CURVES}"))
+    if not folders:
+        return None, {}
+    table = pd.read_csv(folders[-1])
+    chosen = table[table["seed"] == seed]
+    return folders[-1].parent, {style: rows.drop(columns=["style", "seed"]).reset_index(drop=True)
+                                for style, rows in chosen.groupby("style", sort=True)}
+
+
+def gap_table(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per run, the losses at its last epoch, how many epochs the recipe's gap rule called overfitting, and the
+    augmentation strength the rule had raised it to by the end."""
+    from captcha_nb.core.schedule import overfits
+
+    rows = {}
+    for name, history in curves.items():
+        last = history.iloc[-1]
+        flagged = sum(overfits(t, v) for t, v in zip(history["train_loss"], history["val_loss"]))
+        rows[name] = [last["seconds"], last["train_loss"], last["val_loss"], last["val_seq_accuracy"], flagged,
+                      last.get("augment_strength", float("nan"))]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[
+        "seconds", "train loss", "validation loss", "validation accuracy", "epochs overfitting (gap rule)",
+        "augmentation strength"])
 
 
 def run_entries(sweep_dir: Path | None, reports_dir: Path) -> list[dict]:

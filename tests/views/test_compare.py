@@ -86,3 +86,13 @@ def test_seconds_to_reports_not_reached_as_none():
 
     history = pd.DataFrame({"seconds": [10, 20], "val_seq_accuracy": [0.5, 0.96]})
     assert seconds_to(history, 0.95) == 20 and seconds_to(history, 0.99) is None and seconds_to(None) is None
+
+
+def test_the_gap_table_flags_only_runs_whose_validation_loss_runs_away():
+    def curve(train, val):
+        return pd.DataFrame({"seconds": [10.0, 20.0], "train_loss": [1.0, train], "val_loss": [1.0, val],
+                             "val_seq_accuracy": [0.1, 0.8], "augment_strength": [1.0, 1.25]})
+
+    table = compare.gap_table({"dense": curve(0.04, 0.13), "easy": curve(0.001, 0.002), "wide": curve(0.6, 0.9)})
+    assert table["epochs overfitting (gap rule)"].to_dict() == {"dense": 1, "easy": 0, "wide": 0}
+    assert table.loc["dense", "train loss"] == 0.04 and table.loc["dense", "augmentation strength"] == 1.25
