@@ -11,8 +11,9 @@ import papermill
 import pytest
 
 from captcha_nb import NOTEBOOKS_DIR
-from captcha_nb.workflows.runs import NOTEBOOKS
+from captcha_nb.views import compare
 from captcha_nb.views.workspace import read_records
+from captcha_nb.workflows.runs import NOTEBOOKS
 
 pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
@@ -138,6 +139,11 @@ def test_training_records_the_run_it_wrote(executed):
     assert found["run_dir"] == str(run_dir) and found["epochs_run"] == metrics["epochs_run"] >= 1
     assert found["val_seq_accuracy"] == metrics["val_seq_accuracy"]
     assert found["stopped_because"] in ("max_minutes", "converged")
+    # The style section reads the newest published style benchmark, and flags the styles the gap rule flags there.
+    folder, curves = compare.style_curves(seed=0)
+    gaps = compare.gap_table(curves)
+    assert found["style_benchmark"] == (folder.name if folder else None)
+    assert found["styles_overfitting"] == sorted(gaps.index[gaps["epochs overfitting (gap rule)"] > 0])
 
 
 def test_error_analysis_and_inspector_agree_on_the_validation_images(executed):
