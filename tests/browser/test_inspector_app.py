@@ -3,8 +3,12 @@ change what is shown, and an upload is read (or refused with a clear message).""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from browsing import free_port, start_server, stop_server, wait_until
@@ -26,18 +30,38 @@ HTMLInputElement.prototype.click = function () {
 """
 
 
-@pytest.fixture(scope="module")
-def app(trained_run, browser_env, tmp_path_factory):
-    log = tmp_path_factory.mktemp("voila") / "inspect.log"
+@contextlib.contextmanager
+def inspector_served(run_dir: Path, env: dict, log: Path):
+    """`inspect --run RUN` on a free loopback port; yields the address with its token, stops the server after."""
     port = free_port()
-    command = [sys.executable, "-m", "captcha_nb", "inspect", "--run", str(trained_run.run_dir), "--port", str(port)]
-    process = start_server(command, f"http://127.0.0.1:{port}/api/status", log, browser_env)
+    command = [sys.executable, "-m", "captcha_nb", "inspect", "--run", str(run_dir), "--port", str(port)]
+    process = start_server(command, f"http://127.0.0.1:{port}/api/status", log, env)
     try:
         token = wait_until(lambda: next((line.split("token=")[1].split()[0] for line in log.read_text().splitlines()
                                          if "serving at" in line), None), 30, "inspect never said where it serves")
-        yield f"http://127.0.0.1:{port}/?token={token}", log
+        yield f"http://127.0.0.1:{port}/?token={token}"
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def app(trained_run, browser_env, tmp_path_factory):
+    log = tmp_path_factory.mktemp("voila") / "inspect.log"
+    with inspector_served(trained_run.run_dir, browser_env, log) as url:
+        yield url, log
+
+
+@pytest.fixture
+def run_without_data(trained_run, tmp_path):
+    """A copy of the trained run whose split.json names a folder this machine does not have, as the committed
+    reference run's does on a fresh clone without ../shared beside it."""
+    run = tmp_path / "run-from-elsewhere"
+    run.mkdir()
+    for name in ("model.pt", "metrics.json"):
+        shutil.copy(trained_run.run_dir / name, run / name)
+    split = json.loads((trained_run.run_dir / "split.json").read_text(encoding="utf-8"))
+    (run / "split.json").write_text(json.dumps({**split, "data_dir": str(tmp_path / "not-here")}), encoding="utf-8")
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +171,24 @@ def upload(driver, path) -> None:
     field = wait_until(lambda: driver.find_elements(By.ID, "captured-upload"), 10, "the upload input never appeared")
     field[0].send_keys(str(path))
     time.sleep(0.5)
+
+
+def test_a_run_whose_images_are_elsewhere_opens_says_where_and_reads_uploads(browser, run_without_data, browser_env,
+                                                                              screenshots, tmp_path):
+    log = tmp_path / "inspect.log"
+    with inspector_served(run_without_data, browser_env, log) as url:
+        assert "not on this machine" in log.read_text()
+        browser.get(url)
+        wait_until(lambda: "which is not on this machine" in text_of(browser, "body"), 120,
+                   "the app did not say where the run's images were expected")
+        body = text_of(browser, "body")
+        assert str(tmp_path / "not-here") in body and "--data DIR" in body and "Traceback" not in body
+        assert counter(browser) == "0 of 0 (all)"
+        screenshots(browser, "app-6-no-data")
+
+        browser.execute_script(CAPTURE_FILE_INPUT)
+        good = tmp_path / "captcha.png"
+        Image.new("RGB", (100, 32), "white").save(good)
+        upload(browser, good)
+        wait_until(lambda: "captcha.png reads" in text_of(browser, "body"), 60,
+                   "an upload was not read by the app without data")
