@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from captcha_nb import PROJECT_ROOT
+from captcha_nb.views.compare import gap_table, style_curves
 
 pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
@@ -67,8 +68,6 @@ def test_quick_style_benchmark_writes_one_row_per_style_and_seed(tmp_path):
     table_rows = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| dark ")]
     assert len(table_rows) == 2 and (out / "plot.png").stat().st_size > 1000  # the medians table and every run
 
-    from captcha_nb.views.compare import style_curves
-
     folder, curves = style_curves(seed=0, reports_dir=tmp_path / "reports")
     assert folder is None and curves == {}  # nothing published there yet
     published = tmp_path / "reports" / "benchmarks" / "styles-2026-01-01"
@@ -77,8 +76,6 @@ def test_quick_style_benchmark_writes_one_row_per_style_and_seed(tmp_path):
     folder, curves = style_curves(seed=0, reports_dir=tmp_path / "reports")
     assert folder == published and set(curves) == {"plain", "dark"}
     assert {"seconds", "train_loss", "val_loss"} <= set(curves["dark"].columns) and len(curves["dark"]) >= 1
-    from captcha_nb.views.compare import gap_table
-
     assert set(gap_table(curves).index) == {"plain", "dark"}
 
 

@@ -28,7 +28,6 @@ from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE, MAX_IMAGE_PIXE
 from captcha_nb.sources.geometry import InputSpec, to_input
 
 
-
 class DataError(ValueError):
     """A data set that cannot be used: missing, empty, or without a single readable image."""
 

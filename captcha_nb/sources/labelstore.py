@@ -13,8 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE
-from captcha_nb.sources.files import atomic_write
+from captcha_nb.sources.files import IMAGE_SUFFIXES, LABELS_FILE, atomic_write
 
 HEADER = ["filename", "label"]
 
