@@ -44,6 +44,14 @@ def error_table(table: pd.DataFrame) -> pd.DataFrame:
     return table[~table["correct"]].sort_values("confidence").reset_index(drop=True)
 
 
+def closest_calls(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Up to n captchas where the model came closest to failing: the misread ones, least confident first, then the
+    correct readings it was least sure of. A run that reads its whole split right has no errors to show; its closest
+    calls are where the next error will come from."""
+    correct = table[table["correct"]].sort_values("confidence")
+    return pd.concat([error_table(table), correct]).head(n).reset_index(drop=True)
+
+
 def aligned_pairs(truth: str, prediction: str) -> list[tuple[str, str]]:
     """(true character, predicted character) pairs along the edit-distance alignment; MISSING marks a gap."""
     pairs = []

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from captcha_nb.views import analysis
@@ -30,6 +31,15 @@ def test_coverage_rejects_the_least_confident_first():
     assert table["coverage"].tolist() == [1.0, 0.75, 0.5, 0.25]
     assert table["accuracy"].tolist() == [0.75, 1.0, 1.0, 1.0]
     assert table["threshold"].iloc[1] == pytest.approx(0.2)
+
+
+def test_closest_calls_put_errors_first_then_the_least_confident_correct_readings():
+    table = pd.DataFrame({"name": list("abcde"), "confidence": [0.9, 0.2, 0.5, 0.99, 0.7],
+                          "correct": [True, True, False, True, False]})
+    assert analysis.closest_calls(table, 4)["name"].tolist() == ["c", "e", "b", "a"]
+    # A split read without an error still shows where the model was least sure.
+    perfect = table.assign(correct=True)
+    assert analysis.closest_calls(perfect, 2)["name"].tolist() == ["b", "c"]
 
 
 def test_predict_dataset_and_decoder_comparison(recogniser, tiny_set):
