@@ -153,6 +153,7 @@ def headline(run_dir: Path) -> pd.Series:
         "validation sequence accuracy": metrics.get("val_seq_accuracy"),
         "plateau seconds": metrics.get("plateau_seconds"),
         "temperature": metrics.get("temperature"),
+        "temperature fitted": metrics.get("temperature_fit"),  # on how many misreads, or why it stayed at 1
         "test calibration error (raw → calibrated)": calibration_change(metrics),
         "input": f"{metrics['input_size'][0]} x {metrics['input_size'][1]}",
         "stopped because": metrics.get("stopped_because"),

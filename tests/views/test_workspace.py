@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -43,7 +44,6 @@ def test_held_out_returns_the_runs_validation_files(trained_run):
 
 
 def test_a_runs_recorded_data_folder_is_relative_to_the_project_not_to_the_notebooks(tmp_path, trained_run):
-    import json
     import shutil
 
     from captcha_nb import PROJECT_ROOT
@@ -55,3 +55,10 @@ def test_a_runs_recorded_data_folder_is_relative_to_the_project_not_to_the_noteb
     (run / "split.json").write_text(json.dumps({**split, "data_dir": "tests"}))
     assert workspace.run_data(run) == PROJECT_ROOT / "tests"
     assert workspace.run_data(run, str(tmp_path)) == tmp_path
+
+
+def test_the_headline_says_which_split_and_how_the_temperature_was_fitted(trained_run):
+    metrics = json.loads((trained_run.run_dir / "metrics.json").read_text())
+    figures = workspace.headline(trained_run.run_dir)
+    assert figures["headline split"] == metrics["headline"]
+    assert figures["temperature fitted"] == metrics["temperature_fit"] and figures["temperature fitted"]
