@@ -27,6 +27,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,10 @@ ERROR_LINES = 15
 MAX_NAME = 120
 # How often the submitter looks for runs that ended or started.
 POLL_SECONDS = 2
+# A notebook's kernel outlives its stopped worker until it notices that its parent is gone, which ipykernel checks
+# once a second; until then it may write one more epoch's files. Interrupted runs are removed after this grace, so a
+# file written in that second cannot bring a half-written folder back (an interrupt test once found one).
+KERNEL_EXIT_SECONDS = 2.5
 # Dask starts its worker processes with the first three set to 1, so that tasks do not oversubscribe the CPU, and
 # with glibc told to hand freed memory back to the system at once. The notebooks' kernels inherit both, and a
 # 90-second Securimage run then trained 6 epochs instead of the 13 the same command trains outside a sweep, most of
@@ -433,6 +438,7 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
             cluster.close()  # stops the worker processes, and with them the notebooks' kernels
     if interrupted:
         # Only now that nothing writes to them any more: half-written runs are removed and left pending.
+        time.sleep(KERNEL_EXIT_SECONDS)
         for name in futures.values():
             if runs[name]["status"] in ("pending", "running"):
                 shutil.rmtree(sweep.sweep_dir / name, ignore_errors=True)
