@@ -72,7 +72,9 @@ class Labeller:
         self.readings: dict[str, tuple[str, float]] = {}
         self.queue = self.ranked(self.store.unlabelled())
         self.position = 0
-        self.picture = widgets.Image(format="png", layout=widgets.Layout(height="90px"))
+        # The picture keeps its proportions: a flex column would otherwise stretch it to the width of the app.
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(
+            height="90px", width="auto", align_self="flex-start", object_fit="contain"))
         # Every keystroke is sent to the kernel, and Enter is acted on a moment later (`later`): the browser sends
         # Enter's submit event ahead of the value updates still queued behind it.
         self.text = widgets.Text(placeholder="type the captcha, Enter saves", continuous_update=True,

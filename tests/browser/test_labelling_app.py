@@ -60,6 +60,10 @@ def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, train
         browser.get(url)
         wait_until(lambda: counter(browser).startswith("0 of 6 labelled"), 120, "the labelling app never rendered")
         screenshots(browser, "label-1-rendered")
+        # The captcha is shown in its own proportions, not stretched to the width of the app.
+        shapes = browser.execute_script("return [...document.querySelectorAll('img.widget-image')]"
+                                        ".map(e => [e.clientWidth, e.clientHeight, e.naturalWidth, e.naturalHeight]);")
+        assert shapes and all(abs(w / h - nw / nh) < 0.05 * nw / nh for w, h, nw, nh in shapes), shapes
         type_label(browser, "ab23")
         wait_until(lambda: len(saved(folder)) == 1, 30, "Enter did not save the first label")
         wait_until(lambda: counter(browser).startswith("1 of 6 labelled"), 30, "the counter did not follow")
