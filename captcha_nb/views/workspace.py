@@ -121,18 +121,19 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
     split = load_split(run_dir / "split.json")
     if not split.get(which):
         raise ParameterError(f"parameter split={which!r}: the run {run_dir} has no {which} images")
-    source = run_data(run_dir, data_dir)
+    source = run_data(run_dir, data_dir, split)
     recogniser = load_model(run_dir / "model.pt")
     return recogniser, load_dataset(source).subset(split[which]), split
 
 
-def run_data(run_dir: Path, data_dir: str | None = None) -> Path:
-    """The folder a run's images are read from: `data_dir` when given, otherwise the one its split.json records."""
+def run_data(run_dir: Path, data_dir: str | None = None, split: dict | None = None) -> Path:
+    """The folder a run's images are read from: `data_dir` when given, otherwise the one its split.json (or the
+    `split` already read from it) records."""
     from captcha_nb.sources.data import load_split
 
     if data_dir:
         return data_directory(data_dir)
-    return resolve_recorded(load_split(Path(run_dir) / "split.json")["data_dir"])
+    return resolve_recorded((split or load_split(Path(run_dir) / "split.json"))["data_dir"])
 
 
 def resolve_recorded(data_dir: str) -> Path:
