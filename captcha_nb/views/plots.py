@@ -23,17 +23,22 @@ def save(figure: plt.Figure, directory: str | Path | None, name: str) -> Path | 
     return path
 
 
+# Captchas are small pictures: at this resolution a 3.2-inch panel is about 200 pixels wide, a captcha's own size, so a
+# grid of twelve stays a small picture in a saved notebook (at matplotlib's default of 100 it took 300 KB of one).
+GRID_DPI = 64
+
+
 def image_grid(images: Sequence[Image.Image], titles: Sequence[str], ncols: int = 4,
                colors: Sequence[str] | None = None) -> plt.Figure:
     """Images with a title each; colors (e.g. green / red for right / wrong) tint the titles."""
     nrows = max(1, int(np.ceil(len(images) / ncols)))
-    figure, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 1.2 * nrows + 0.3), squeeze=False)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 1.2 * nrows + 0.3), dpi=GRID_DPI, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (image, title) in enumerate(zip(images, titles)):
         ax = axes.flat[i]
         ax.imshow(image, cmap="gray" if image.mode == "L" else None)
-        ax.set_title(title, fontsize=10, family="monospace", color=colors[i] if colors else "black")
+        ax.set_title(title, fontsize=12, family="monospace", color=colors[i] if colors else "black")
     figure.tight_layout()
     return figure
 
