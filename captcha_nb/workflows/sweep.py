@@ -47,8 +47,9 @@ MAX_NAME = 120
 # How often the submitter looks for runs that ended or started.
 POLL_SECONDS = 2
 # A notebook's kernel outlives its stopped worker until it notices that its parent is gone, which ipykernel checks
-# once a second; until then it may write one more epoch's files. Interrupted runs are removed after this grace, so a
-# file written in that second cannot bring a half-written folder back (an interrupt test once found one).
+# once a second; until then it may write one more epoch's files. The interrupt test once found a removed run folder
+# back after an interrupt, and such a kernel is the likeliest writer (not proven), so interrupted runs are removed
+# only after this grace.
 KERNEL_EXIT_SECONDS = 2.5
 # Dask starts its worker processes with the first three set to 1, so that tasks do not oversubscribe the CPU, and
 # with glibc told to hand freed memory back to the system at once. The notebooks' kernels inherit both, and a
