@@ -108,3 +108,13 @@ def test_quick_label_benchmark_trains_each_count_from_scratch_and_pretrained(tmp
     pretrained = json.loads((out / "runs" / "plain-n20-seed0-pretrained" / "metrics.json").read_text())
     assert pretrained["pretrained"] and pretrained["pretrained_tensors"] > 0
     assert (out / "plot.png").stat().st_size > 1000 and not (out / "folders").exists()
+
+
+def test_step_time_benchmark_times_both_memory_layouts():
+    import torch
+
+    step_time = load_script("step_time")
+    for layout in step_time.LAYOUTS.values():
+        times = step_time.measure("crnn", 32, 64, classes=5, length=3, layout=layout, repeats=1)
+        assert times["step_ms"] > 0 and times["validate_ms"] > 0
+    assert set(step_time.LAYOUTS.values()) == {torch.contiguous_format, torch.channels_last}

@@ -161,9 +161,9 @@ def build_model(
                 f"{needed} (its length plus one blank between each doubled character); use wider images (img_width)"
             )
     # Channels-last memory lets the CPU's convolution library (oneDNN) skip reordering every activation: on 2 CPU
-    # cores one training step of "crnn" at 48x144, batch 32, took 130 ms in the default layout and 95 ms in this one
-    # (32x224: 128 -> 105 ms; 32x128: 79 -> 61 ms), and validating 256 pictures 616 -> 341 ms. Measured with
-    # torch 2.13; the arithmetic is the same, so a budget of minutes simply buys more epochs.
+    # cores one training step of "crnn" at 48x144, batch 32, takes 126 ms in the default layout and 91 ms in this one
+    # (32x224: 148 -> 108 ms; 32x128: 81 -> 61 ms), and validating 256 pictures 595 -> 379 ms, with torch 2.13
+    # (benchmarks/step_time.py). The arithmetic is the same, so a budget of minutes simply buys more epochs.
     return spec.factory(num_classes, height, width).to(memory_format=torch.channels_last)
 
 
