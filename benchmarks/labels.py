@@ -6,7 +6,7 @@ the same budget: once from scratch (`--pretrained no`) and once from the package
 (`--pretrained yes`). Both are scored once on the style's test folder. A style without a `_test` folder (the
 captcha_images_v2 copy) has a fixed 15 % of its images held out as its test folder first, the same for every seed.
 
-    python benchmarks/labels.py --data ../shared/data ../shared/data/styles           # 3 minutes per run
+    python benchmarks/labels.py --data ../shared/data ../shared/data/styles           # 2 minutes per run
     python benchmarks/labels.py --data ../shared/data --styles captcha_images_v2 --counts 50 100 200 --seeds 0
     python benchmarks/labels.py --quick                                                # a tiny synthetic style
 
@@ -69,9 +69,9 @@ def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[t
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser(__doc__.splitlines()[0], "labels", minutes=3.0,
+    parser = benchmark_parser(__doc__.splitlines()[0], "labels", minutes=2.0,
                               quick="one tiny synthetic style, seconds per run")
-    parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400, 800],
+    parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400],
                         help="labelled training images per run (the whole pool is added as 'all')")
     parser.add_argument("--starts", nargs="*", default=list(STARTS), choices=list(STARTS))
     args = parser.parse_args(argv)
