@@ -21,13 +21,15 @@ import time
 import torch
 
 from captcha_nb import REPORTS_DIR
+from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import ctc_loss
 from captcha_nb.core.model import batched_logits, build_model
 from captcha_nb.workflows.runs import replace_section
 
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"
 HEADING = "## Step time and memory layout"
-BATCH = 32
+DEFAULTS = TrainConfig()  # the batch size, learning rate and weight decay a run trains with
+BATCH = DEFAULTS.batch_size
 VALIDATION_IMAGES = 256
 WARM_UP = 3
 # (style whose input it is, height, width, classes with the blank, label length): the inputs of the style table.
@@ -54,7 +56,7 @@ def median_seconds(action, repeats: int) -> float:
 def measure(model_name: str, height: int, width: int, classes: int, length: int, layout, repeats: int) -> dict:
     torch.manual_seed(0)
     model = build_model(model_name, classes, height, width).to(memory_format=layout)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=DEFAULTS.lr, weight_decay=DEFAULTS.weight_decay)
     images = torch.randn(BATCH, 1, height, width).to(memory_format=layout)
     targets = torch.randint(1, classes, (BATCH, length))
     lengths = torch.full((BATCH,), length)
@@ -86,8 +88,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(f"| {style} | {height}x{width} | {old['step_ms']:.0f} → {new['step_ms']:.0f} ms | "
                     f"{old['validate_ms']:.0f} → {new['validate_ms']:.0f} ms |")
         print(rows[-1], flush=True)
-    table = "\n".join([f"| input of | input | training step (batch {BATCH}) | validating {VALIDATION_IMAGES} pictures |",
-                       "|---|---|---|---|", *rows])
+    header = f"| input of | input | training step (batch {BATCH}) | validating {VALIDATION_IMAGES} pictures |"
+    table = "\n".join([header, "|---|---|---|---|", *rows])
     print(table)
     if args.publish:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"

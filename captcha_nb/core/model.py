@@ -161,8 +161,8 @@ def build_model(
                 f"{needed} (its length plus one blank between each doubled character); use wider images (img_width)"
             )
     # Channels-last memory lets the CPU's convolution library (oneDNN) skip reordering every activation: on 2 CPU
-    # cores one training step of "crnn" at 48x144, batch 32, takes 126 ms in the default layout and 91 ms in this one
-    # (32x224: 148 -> 108 ms; 32x128: 81 -> 61 ms), and validating 256 pictures 595 -> 379 ms, with torch 2.13
+    # cores one training step of "crnn" at 48x144, batch 32, takes 119 ms in the default layout and 92 ms in this one
+    # (32x224: 134 -> 108 ms; 32x128: 86 -> 62 ms), and validating 256 pictures 592 -> 318 ms, with torch 2.13
     # (benchmarks/step_time.py). The arithmetic is the same, so a budget of minutes simply buys more epochs.
     return spec.factory(num_classes, height, width).to(memory_format=torch.channels_last)
 
