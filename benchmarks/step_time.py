@@ -13,20 +13,20 @@ epochs inside the same budget; this is the measurement behind the layout chosen 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from captcha_nb import REPORTS_DIR
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import ctc_loss
 from captcha_nb.core.model import batched_logits, build_model
+from captcha_nb.serving.speed import latency_ms
 from captcha_nb.workflows.runs import replace_section
 
-BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from styles import BENCHMARKS_MD, machine  # noqa: E402
+
 HEADING = "## Step time and memory layout"
 DEFAULTS = TrainConfig()  # the batch size, learning rate and weight decay a run trains with
 BATCH = DEFAULTS.batch_size
@@ -40,17 +40,6 @@ SHAPES = [
     ("varlen", 32, 224, 37, 6),
 ]
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
-
-
-def median_seconds(action, repeats: int) -> float:
-    for _ in range(WARM_UP):
-        action()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(model_name: str, height: int, width: int, classes: int, length: int, layout, repeats: int) -> dict:
@@ -68,10 +57,10 @@ def measure(model_name: str, height: int, width: int, classes: int, length: int,
         optimizer.step()
 
     model.train()
-    train = median_seconds(step, repeats)
+    train = latency_ms(step, repeats=repeats, warmup=WARM_UP)
     pictures = torch.randint(0, 256, (VALIDATION_IMAGES, 1, height, width), dtype=torch.uint8)
-    validate = median_seconds(lambda: batched_logits(model, pictures), max(1, repeats // 3))
-    return {"step_ms": 1000 * train, "validate_ms": 1000 * validate}
+    validate = latency_ms(lambda: batched_logits(model, pictures), repeats=max(1, repeats // 3), warmup=WARM_UP)
+    return {"step_ms": train["median_ms"], "validate_ms": validate["median_ms"]}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -92,8 +81,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     table = "\n".join([header, "|---|---|---|---|", *rows])
     print(table)
     if args.publish:
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-        section = (f"{HEADING}\n\n`python benchmarks/step_time.py --publish` on {machine}, model `{args.model}`: "
+        section = (f"{HEADING}\n\n`python benchmarks/step_time.py --publish` on {machine()}, torch {torch.__version__}, model `{args.model}`: "
                    f"median of {args.repeats} steps, contiguous → channels-last (the layout `build_model` returns)."
                    f"\n\n{table}\n")
         replace_section(BENCHMARKS_MD, HEADING, section)
