@@ -71,8 +71,9 @@ class TrainConfig:
     ema_decay: float | None = option(0.995, "decay of the weights' moving average; None to save the raw weights")
 
     # Stopping before the budget: only once the model has converged, meaning that no epoch beat the best one (higher
-    # validation accuracy, or equal accuracy and lower loss: schedule.better) over this share of the budget, counted
-    # once the model reads, so CTC's flat start never counts as convergence.
+    # validation accuracy, or equal accuracy and lower loss: schedule.better) nor lowered the validation loss
+    # (schedule.still_learning) over this share of the budget, counted once the model reads, so CTC's flat start never
+    # counts as convergence.
     patience_fraction: float = option(0.25, "stop when nothing improved over this share of the budget")
     target_accuracy: float | None = option(None, "stop once validation reaches this accuracy (default: never)")
 

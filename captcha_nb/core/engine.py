@@ -35,7 +35,9 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.core.model import batched_logits, build_model, count_parameters, model_spec
 from captcha_nb.core.runlock import run_lock
-from captcha_nb.core.schedule import better, learning_rate, next_strength, rank, schedule_progress, stop_reason
+from captcha_nb.core.schedule import (
+    better, learning_rate, next_strength, rank, schedule_progress, still_learning, stop_reason,
+)
 from captcha_nb.core.warmstart import (
     PRETRAINED, PRETRAINED_BY_DEFAULT, WarmStart, read_pretrained, read_warm_start, transfer,
 )
@@ -222,7 +224,7 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"val_seq_accuracy": -1.0, "val_loss": math.inf})
     plateau_seconds: float | None = None  # seconds until the first correct reading of a validation captcha
-    improved_at: float = 0.0  # seconds at the last improvement of validation accuracy or loss
+    improved_at: float = 0.0  # seconds at the last better epoch or lowest validation loss (schedule.still_learning)
     augment_strength: float = 1.0  # follows the train/validation gap unless the config fixes it
 
     def to_dict(self) -> dict:
@@ -490,6 +492,8 @@ def judge(model: torch.nn.Module, average: WeightAverage | None, data: TrainingD
 def keep_best(run: Training, row: dict, net: torch.nn.Module, evaluation: Evaluation) -> None:
     """Add the epoch to the history, note the first correct reading, and save model.pt when the epoch is the best."""
     config, data, progress = run.config, run.data, run.progress
+    if still_learning(progress.history, evaluation.loss):
+        progress.improved_at = progress.elapsed
     progress.history.append(row)
     if progress.plateau_seconds is None and evaluation.seq_accuracy > 0:
         progress.plateau_seconds = row["seconds"]
