@@ -121,6 +121,7 @@ def test_exploration_records_what_the_data_set_holds(executed, tiny_set):
     assert (found["train"], found["validation"], found["test"]) == (30, 10, 0)
     assert found["tensor_shape"] == [40, 1, found["input_height"], found["input_width"]]
     assert found["time_steps"] == found["input_width"] // 4
+    assert found["input_reasons"]["width"].endswith(f": {found['input_width']}")
 
 
 def test_model_building_records_shapes_that_agree_with_the_data(executed):

@@ -56,7 +56,7 @@ from captcha_nb.sources.data import (
 )
 from captcha_nb.sources.download import resolve_data_dir
 from captcha_nb.sources.files import atomic_write, write_json
-from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputSpec, infer_input_spec
+from captcha_nb.sources.geometry import PROFILE_SAMPLE, InputDecision, InputSpec, decide_input_spec
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_seq_accuracy", "val_cer", "weights", "lr", "seconds",
                    "augment_strength"]
@@ -209,6 +209,7 @@ class TrainingData:
     spec: InputSpec
     train_x: torch.Tensor
     val_x: torch.Tensor
+    input_reasons: dict = field(default_factory=dict)  # why the input is what it is (geometry.InputDecision)
 
     @property
     def longest_label(self) -> int:
@@ -264,13 +265,14 @@ def make_split(config: TrainConfig, dataset: CaptchaSet, run_dir: Path, data_dir
     return {**info, **split.to_dict()}
 
 
-def decide_input(config: TrainConfig, train: CaptchaSet) -> InputSpec:
+def decide_input(config: TrainConfig, train: CaptchaSet) -> InputDecision:
     """The input geometry and pixels, decided from the training images only (see geometry.py)."""
     spec = model_spec(config.model)
     if spec.fixed_size:
-        return InputSpec(*spec.fixed_size, channels=spec.in_channels, ink=False, time_stride=spec.time_stride)
+        fixed = InputSpec(*spec.fixed_size, channels=spec.in_channels, ink=False, time_stride=spec.time_stride)
+        return InputDecision(fixed, {"size": f"model {config.model!r} takes this size only"})
     sample = train.sample_images(PROFILE_SAMPLE, seed=config.seed) if config.crop or config.locate else []
-    return infer_input_spec(
+    return decide_input_spec(
         train.sizes, train.labels, sample, channels=spec.in_channels, time_stride=spec.time_stride,
         min_time_steps=max(min_time_steps(label) for label in train.labels),
         height=config.img_height, width=config.img_width, ink=config.ink, crop=config.crop, locate=config.locate,
@@ -287,7 +289,12 @@ def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | N
     split = make_split(config, dataset, run_dir, data_dir)
     train, val = dataset.subset(split["train"]), dataset.subset(split["val"])
     test = dataset.subset(split["test"]) if split["test"] else None
-    spec = resumed_spec or (warm.spec if warm else decide_input(config, train))
+    if resumed_spec or warm:
+        decision = InputDecision(resumed_spec or warm.spec,
+                                 {"from": "the run's own last.pt" if resumed_spec else "the checkpoint of init_from"})
+    else:
+        decision = decide_input(config, train)
+    spec = decision.spec
     train_x, val_x = train.tensor(spec), val.tensor(spec)
     if train.unreadable:
         # A picture that cannot be decoded has no pixels to learn from; it was named in a warning.
@@ -297,7 +304,7 @@ def prepare_data(config: TrainConfig, run_dir: Path, resumed_spec: InputSpec | N
         raise DataError(f"no training image of {data_dir} could be decoded")
     labels = train.labels + val.labels
     alphabet = warm.grown_alphabet(labels) if warm else Alphabet.from_labels(labels)
-    return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x)
+    return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x, decision.reasons)
 
 
 def start_pretrained(config: TrainConfig, model: torch.nn.Module, data: TrainingData) -> dict:
@@ -395,6 +402,7 @@ def write_metrics(run: Training, stopped_because: str, test: dict) -> dict:
         "parameters": count_parameters(run.model),
         "input_size": [data.spec.height, data.spec.width],
         "input": data.spec.to_dict(),
+        "input_reasons": data.input_reasons,
         "alphabet": data.alphabet.chars,
         "device": str(run.device),
         "peak_memory_mb": peak_memory_mb(),

@@ -225,17 +225,38 @@ def round_up(value: float, step: int) -> int:
     return int(math.ceil(value / step)) * step
 
 
-def text_varies(boxes: Sequence[tuple[int, int, int, int, int, int]]) -> bool:
-    """Whether (left, top, right, bottom, width, height) text boxes are small and of varying extent (see above)."""
+def text_extent(boxes: Sequence[tuple[int, int, int, int, int, int]]) -> tuple[float, float] | None:
+    """The median share of the picture's area inside (left, top, right, bottom, width, height) text boxes, and the
+    spread of their share of its width ((p90 - p10) / median), or None for fewer than two boxes."""
     if len(boxes) < 2:
-        return False
+        return None
     areas = [(r - l) * (b - t) / (w * h) for l, t, r, b, w, h in boxes]
     widths = [(r - l) / w for l, _, r, _, w, _ in boxes]
     p10, p50, p90 = np.percentile(widths, [10, 50, 90])
-    return float(np.median(areas)) < LOCATE_IF_AREA_BELOW and (p90 - p10) / max(p50, 1e-9) > LOCATE_IF_SPREAD_ABOVE
+    return float(np.median(areas)), float((p90 - p10) / max(p50, 1e-9))
 
 
-def infer_input_spec(
+def text_varies(boxes: Sequence[tuple[int, int, int, int, int, int]]) -> bool:
+    """Whether text boxes are small and of varying extent (see LOCATE_IF_AREA_BELOW)."""
+    extent = text_extent(boxes)
+    return extent is not None and extent[0] < LOCATE_IF_AREA_BELOW and extent[1] > LOCATE_IF_SPREAD_ABOVE
+
+
+@dataclass(frozen=True)
+class InputDecision:
+    """The input the rules chose, and what each rule measured on the way (recorded in metrics.json as
+    `input_reasons`, so a user can see why a style got the input it got)."""
+
+    spec: InputSpec
+    reasons: dict
+
+
+def infer_input_spec(*args, **kwargs) -> InputSpec:
+    """The input `decide_input_spec` chooses, without its reasons."""
+    return decide_input_spec(*args, **kwargs).spec
+
+
+def decide_input_spec(
     sizes: Sequence[tuple[int, int]],
     labels: Sequence[str],
     sample: Sequence[Image.Image] = (),
@@ -247,7 +268,7 @@ def infer_input_spec(
     ink: bool = True,
     crop: bool = True,
     locate: bool | None = None,
-) -> InputSpec:
+) -> InputDecision:
     """Choose crop, height and width from the pictures' (width, height) sizes, the labels and a sample of pictures.
 
     0. Locate the text in every picture when, in the sample, it is small and of varying extent (`text_varies`;
@@ -262,24 +283,52 @@ def infer_input_spec(
     """
     sample = list(sample)
     boxes = [text_box(np.asarray(image.convert("RGB"))) + image.size for image in sample] if sample else []
+    extent = text_extent(boxes)
+    reasons: dict = {"sampled_pictures": len(sample)}
+    if extent is not None:
+        reasons["text_area_share"], reasons["text_width_spread"] = round(extent[0], 3), round(extent[1], 3)
     if locate is None:
         locate = channels == 1 and text_varies(boxes)
+        if locate:
+            reasons["locate"] = (f"text located in every picture: its box is small (area share < "
+                                 f"{LOCATE_IF_AREA_BELOW}) and of varying width (spread > {LOCATE_IF_SPREAD_ABOVE})")
+        elif channels != 1 or extent is None:
+            reasons["locate"] = "one region for every picture: " + (
+                "locating needs the one-channel ink map" if channels != 1 else "no sample of pictures to measure")
+        else:
+            reasons["locate"] = "one region for every picture: the text is large or of steady extent"
+    else:
+        reasons["locate"] = f"given: {bool(locate)}"
     if locate and boxes:
         aspect = float(np.percentile([(r - l) / max(b - t, 1) for l, t, r, b, _, _ in boxes],
                                      LOCATE_ASPECT_PERCENTILE))
         band = None
     else:
         band = ink_band(sample) if crop and channels == 1 else None
+        reasons["crop"] = (f"cropped to the sample's ink band {band}" if band else
+                           "the whole picture" + ("" if crop else " (crop off)"))
         left, top, right, bottom = band or (0.0, 0.0, 1.0, 1.0)
         aspect = float(np.median([(w * (right - left)) / (h * (bottom - top)) for w, h in sizes]))
     longest = max((len(label) for label in labels), default=1)
+    reasons["aspect_ratio"], reasons["longest_label"] = round(aspect, 3), longest
     if height is None:
         wanted = TARGET_PIXELS_PER_CHAR * longest / aspect
         height = min(MAX_HEIGHT, max(MIN_HEIGHT, round_up(wanted, HEIGHT_STEP)))
+        reasons["height"] = (f"{wanted:.0f} rows give {TARGET_PIXELS_PER_CHAR} px of width per character; "
+                             f"a multiple of {HEIGHT_STEP} in [{MIN_HEIGHT}, {MAX_HEIGHT}]: {height}")
+    else:
+        reasons["height"] = f"given: {height}"
     if width is None:
         natural = height * aspect
-        natural = max(natural, TARGET_PIXELS_PER_CHAR * longest, MIN_STEPS_PER_CHAR * time_stride * longest)
-        natural = min(natural, MAX_PIXELS_PER_CHAR * longest)
-        width = max(round_up(natural, time_stride), min_time_steps * time_stride, time_stride)
-    return InputSpec(height=height, width=width, channels=channels, crop=band,
+        floor = max(TARGET_PIXELS_PER_CHAR * longest, MIN_STEPS_PER_CHAR * time_stride * longest)
+        ceiling = MAX_PIXELS_PER_CHAR * longest
+        width = max(round_up(min(max(natural, floor), ceiling), time_stride), min_time_steps * time_stride,
+                    time_stride)
+        reasons["width"] = (f"{natural:.0f} at the aspect ratio, kept within [{floor}, {ceiling}] "
+                            f"({MIN_STEPS_PER_CHAR} time steps and {TARGET_PIXELS_PER_CHAR} to "
+                            f"{MAX_PIXELS_PER_CHAR} px per character): {width}")
+    else:
+        reasons["width"] = f"given: {width}"
+    spec = InputSpec(height=height, width=width, channels=channels, crop=band,
                      ink=bool(ink and channels == 1), time_stride=time_stride, locate=bool(locate))
+    return InputDecision(spec, reasons)

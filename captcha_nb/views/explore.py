@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from captcha_nb.sources.data import CaptchaSet
+from captcha_nb.sources.geometry import InputDecision
 
 
 def overview(dataset: CaptchaSet) -> pd.Series:
@@ -91,3 +92,8 @@ def input_pictures(images_u8: torch.Tensor) -> list[Image.Image]:
     """Model inputs (N, C, H, W) uint8 back as pictures, to show exactly what the model reads."""
     arrays = images_u8.numpy()
     return [Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)) for a in arrays]
+
+
+def input_reasons(decision: InputDecision) -> pd.Series:
+    """What each input rule of `captcha_nb.sources.geometry` measured on the training pictures and chose."""
+    return pd.Series(decision.reasons, name="why", dtype=object)

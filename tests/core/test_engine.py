@@ -142,8 +142,11 @@ def test_inferred_width_is_widened_to_fit_long_labels(tmp_path):
     synth.generate(tmp_path / "square", 6, alphabet="ab", length=(8, 8), size=(40, 40), seed=0)
     config = TrainConfig(data_dir=str(tmp_path / "square"), run_dir=str(tmp_path / "r"), epochs=1, progress=False,
                          val_fraction=0.34)
-    height, width = fit(config).metrics["input_size"]
+    metrics = fit(config).metrics
+    height, width = metrics["input_size"]
     assert width // 4 >= 9
+    # metrics.json says why: the width rule and the label it served.
+    assert metrics["input_reasons"]["longest_label"] == 8 and metrics["input_reasons"]["width"].endswith(f": {width}")
 
 
 def test_auto_device_falls_back_to_cpu(monkeypatch):

@@ -114,6 +114,21 @@ def test_text_that_is_small_and_varies_is_located_in_every_picture():
         assert rows[-1] - rows[0] + 1 >= 0.6 * spec.height
 
 
+def test_the_decision_says_why_each_rule_chose_what_it_chose():
+    from captcha_nb.sources.geometry import LOCATE_IF_AREA_BELOW, decide_input_spec
+
+    pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
+                [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
+    decision = decide_input_spec([p.size for p in pictures], labels(3), pictures)
+    reasons = decision.reasons
+    assert decision.spec.locate and reasons["locate"].startswith("text located")
+    assert reasons["text_area_share"] < LOCATE_IF_AREA_BELOW and reasons["longest_label"] == 3
+    assert reasons["height"].endswith(f": {decision.spec.height}") and reasons["width"].endswith(
+        f": {decision.spec.width}")
+    given = decide_input_spec([(200, 50)] * 3, labels(5), height=48, locate=False).reasons
+    assert given["height"] == "given: 48" and given["locate"] == "given: False" and given["crop"] == "the whole picture"
+
+
 def test_text_of_one_extent_keeps_the_data_set_wide_rules(tiny_dir):
     pictures = [glyphs_on_canvas(400, 150) for _ in range(6)]
     assert not infer_input_spec([p.size for p in pictures], labels(3), pictures).locate
