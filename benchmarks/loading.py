@@ -35,7 +35,7 @@ from captcha_nb.core.config import TrainConfig
 started = time.perf_counter()
 dataset = load_dataset(sys.argv[1])
 listed = time.perf_counter()
-spec = decide_input(TrainConfig(), dataset)
+spec = decide_input(TrainConfig(), dataset).spec
 images = dataset.tensor(spec)
 done = time.perf_counter()
 print(json.dumps({"images": len(dataset), "list_seconds": round(listed - started, 1),
