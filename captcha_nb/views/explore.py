@@ -94,6 +94,8 @@ def input_pictures(images_u8: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)) for a in arrays]
 
 
-def input_reasons(decision: InputDecision) -> pd.Series:
-    """What each input rule of `captcha_nb.sources.geometry` measured on the training pictures and chose."""
-    return pd.Series(decision.reasons, name="why", dtype=object)
+def input_reasons(decision: InputDecision) -> str:
+    """What each input rule of `captcha_nb.sources.geometry` measured on the training pictures and chose, one rule a
+    line and never cut short (a pandas table would truncate the longer reasons)."""
+    width = max(len(name) for name in decision.reasons)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in decision.reasons.items())
