@@ -81,11 +81,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     table = "\n".join([header, "|---|---|---|---|", *rows])
     print(table)
     if args.publish:
-        section = (f"{HEADING}\n\n`python benchmarks/step_time.py --publish` on {machine()}, torch {torch.__version__}, model `{args.model}`: "
-                   f"median of {args.repeats} steps, contiguous → channels-last (the layout `build_model` returns)."
+        section = (f"{HEADING}\n\n`python benchmarks/step_time.py --publish` on {machine()}, "
+                   f"torch {torch.__version__}, model `{args.model}`: median of {args.repeats} steps, "
+                   f"contiguous → channels-last (the layout `build_model` returns)."
                    f"\n\n{table}\n")
         replace_section(BENCHMARKS_MD, HEADING, section)
     return rows
+
 
 if __name__ == "__main__":
     main()

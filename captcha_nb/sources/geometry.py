@@ -1,6 +1,6 @@
 """How a captcha picture becomes the model's input: which part of it, at what size, with which pixel values.
 
-`InputSpec` is decided once from the training data (`infer_input_spec`), saved in every checkpoint, and used by
+`InputSpec` is decided once from the training data (`decide_input_spec`), saved in every checkpoint, and used by
 training, inference, export and the notebooks alike, so an image is always prepared the same way. The rules below
 decide from the data, never from the name of a data set; each rule's constant says what measurement it rests on.
 """
@@ -249,11 +249,6 @@ class InputDecision:
 
     spec: InputSpec
     reasons: dict
-
-
-def infer_input_spec(*args, **kwargs) -> InputSpec:
-    """The input `decide_input_spec` chooses, without its reasons."""
-    return decide_input_spec(*args, **kwargs).spec
 
 
 def decide_input_spec(

@@ -6,7 +6,7 @@ from PIL import Image
 
 from captcha_nb.sources import data, download, synth
 from captcha_nb.sources.data import Alphabet, DataError
-from captcha_nb.sources.geometry import InputSpec, infer_input_spec
+from captcha_nb.sources.geometry import InputSpec, decide_input_spec
 
 
 def test_alphabet_reserves_class_zero_for_blank():
@@ -150,7 +150,7 @@ def test_unicode_labels_from_a_utf8_labels_csv(tmp_path):
 def test_other_captcha_styles_load_with_an_input_decided_from_them(tmp_path, alphabet, length, size, grey):
     synth.generate(tmp_path, 12, alphabet=alphabet, length=length, size=size, seed=3, grey=grey)
     dataset = data.load_dataset(tmp_path)
-    spec = infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(12))
+    spec = decide_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(12)).spec
     assert 20 <= spec.width / max(len(label) for label in dataset.labels) <= 48
     assert set("".join(dataset.labels)) <= set(alphabet)
     assert dataset.tensor(spec).shape == (12, 1, spec.height, spec.width)

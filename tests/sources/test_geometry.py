@@ -4,11 +4,15 @@ from PIL import Image, ImageDraw
 
 from captcha_nb.sources import synth
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.sources.geometry import MIN_STEPS_PER_CHAR, InputSpec, infer_input_spec, ink_map, text_box, to_input
+from captcha_nb.sources.geometry import MIN_STEPS_PER_CHAR, InputSpec, decide_input_spec, ink_map, text_box, to_input
 
 
 def labels(length: int, n: int = 3) -> list[str]:
     return ["x" * length] * n
+
+
+def spec_for(*args, **kwargs) -> InputSpec:
+    return decide_input_spec(*args, **kwargs).spec
 
 
 @pytest.mark.parametrize(
@@ -20,33 +24,33 @@ def labels(length: int, n: int = 3) -> list[str]:
     ],
 )
 def test_ordinary_captchas_keep_their_aspect_ratio_at_32_rows(size, length, expected):
-    spec = infer_input_spec([size] * 3, labels(length))
+    spec = spec_for([size] * 3, labels(length))
     assert (spec.height, spec.width) == expected and spec.crop is None
 
 
 def test_dense_captchas_get_more_rows_so_each_character_keeps_its_width():
-    spec = infer_input_spec([(200, 80)] * 3, labels(6))  # 6 characters in 200x80: 32 rows would leave 13 px each
+    spec = spec_for([(200, 80)] * 3, labels(6))  # 6 characters in 200x80: 32 rows would leave 13 px each
     assert spec.height > 32 and spec.width / 6 >= 20
     # ... and enough time steps that overlapping or doubled glyphs each get frames of their own.
     assert spec.time_steps >= MIN_STEPS_PER_CHAR * 6
 
 
 def test_very_wide_captchas_are_narrowed_to_a_sensible_sequence():
-    spec = infer_input_spec([(780, 80)] * 3, labels(6))
+    spec = spec_for([(780, 80)] * 3, labels(6))
     assert spec.width <= 48 * 6 and spec.height == 32
 
 
 def test_explicit_sizes_win_and_long_labels_widen_the_input():
-    spec = infer_input_spec([(200, 50)], labels(5), height=48, width=200)
+    spec = spec_for([(200, 50)], labels(5), height=48, width=200)
     assert (spec.height, spec.width) == (48, 200)
-    spec = infer_input_spec([(50, 50)], labels(2), min_time_steps=40)
+    spec = spec_for([(50, 50)], labels(2), min_time_steps=40)
     assert spec.time_steps >= 40
 
 
 def test_text_in_a_strip_of_a_tall_canvas_is_cropped_to_the_strip(tmp_path):
     synth.generate(tmp_path, 24, alphabet="abcd23", length=5, size=(200, 50), seed=2, look="tall")
     dataset = load_dataset(tmp_path)
-    spec = infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(24))
+    spec = spec_for(dataset.sizes, dataset.labels, dataset.sample_images(24))
     left, top, right, bottom = spec.crop
     # The captcha sits at 34 % to 63 % of the canvas height, give or take its jitter.
     assert 0.15 < top < 0.34 and 0.63 < bottom < 0.85 and (left, right) == (0.0, 1.0)
@@ -55,7 +59,7 @@ def test_text_in_a_strip_of_a_tall_canvas_is_cropped_to_the_strip(tmp_path):
 
 def test_ordinary_captchas_are_not_cropped(tiny_dir):
     dataset = load_dataset(tiny_dir)
-    assert infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(40)).crop is None
+    assert spec_for(dataset.sizes, dataset.labels, dataset.sample_images(40)).crop is None
 
 
 def draw_text(background, ink) -> Image.Image:
@@ -106,7 +110,7 @@ def test_text_box_finds_the_glyphs_and_ignores_a_thin_line_across_the_canvas():
 def test_text_that_is_small_and_varies_is_located_in_every_picture():
     pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
                 [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
-    spec = infer_input_spec([p.size for p in pictures], labels(3), pictures)
+    spec = spec_for([p.size for p in pictures], labels(3), pictures)
     assert spec.locate and spec.crop is None
     # Located, every picture's glyphs fill most of the input's rows, whatever their canvas.
     for picture in pictures:
@@ -115,7 +119,7 @@ def test_text_that_is_small_and_varies_is_located_in_every_picture():
 
 
 def test_the_decision_says_why_each_rule_chose_what_it_chose():
-    from captcha_nb.sources.geometry import LOCATE_IF_AREA_BELOW, decide_input_spec
+    from captcha_nb.sources.geometry import LOCATE_IF_AREA_BELOW
 
     pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
                 [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
@@ -131,9 +135,9 @@ def test_the_decision_says_why_each_rule_chose_what_it_chose():
 
 def test_text_of_one_extent_keeps_the_data_set_wide_rules(tiny_dir):
     pictures = [glyphs_on_canvas(400, 150) for _ in range(6)]
-    assert not infer_input_spec([p.size for p in pictures], labels(3), pictures).locate
+    assert not spec_for([p.size for p in pictures], labels(3), pictures).locate
     dataset = load_dataset(tiny_dir)
-    assert not infer_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(40)).locate
+    assert not spec_for(dataset.sizes, dataset.labels, dataset.sample_images(40)).locate
 
 
 def test_located_spec_round_trips_and_old_specs_default_to_not_locating():
