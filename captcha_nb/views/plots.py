@@ -108,8 +108,13 @@ def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
     """Test accuracy against the number of labelled training images (log axis), one panel per style, one line per way
     of starting (from scratch, pretrained); the line is the median over seeds and the dots are the seeds."""
     styles = sorted(results["style"].unique())
-    figure, axes = plt.subplots(1, len(styles), figsize=(4.8 * len(styles), 3.4), sharey=True, squeeze=False)
-    for ax, style in zip(axes[0], styles):
+    # Three panels a row keep the figure readable in a README once five or more styles are measured.
+    columns = min(3, len(styles))
+    rows = -(-len(styles) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.4 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(styles):]:
+        ax.set_visible(False)
+    for ax, style in zip(axes.flat, styles):
         runs = results[results["style"] == style]
         for start, group in runs.groupby("start"):
             medians = group.groupby("labelled")["test_seq_accuracy"].median()
@@ -120,7 +125,8 @@ def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()  # the log axis's own ticks would crowd the counts
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test sequence accuracy")
+    for row in axes:
+        row[0].set_ylabel("test sequence accuracy")
     axes[0][0].legend(fontsize=8)
     figure.tight_layout()
     return figure

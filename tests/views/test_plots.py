@@ -26,3 +26,12 @@ def test_every_figure_renders_and_saves(tmp_path):
         path = plots.save(figure, tmp_path / "figures", name)
         assert path.stat().st_size > 1000, name
     assert plots.save(figures["bar"], None, "x") is None
+
+
+def test_label_counts_wrap_three_panels_a_row():
+    results = pd.DataFrame([{"style": style, "start": start, "labelled": count, "test_seq_accuracy": 0.5}
+                            for style in "abcde" for start in ("scratch", "pretrained") for count in (50, 100)])
+    figure = plots.accuracy_by_labels(results)
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list("abcde")
+    assert len(figure.axes) == 6  # two rows of three, the sixth panel hidden
