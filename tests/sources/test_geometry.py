@@ -4,7 +4,15 @@ from PIL import Image, ImageDraw
 
 from captcha_nb.sources import synth
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.sources.geometry import MIN_STEPS_PER_CHAR, InputSpec, decide_input_spec, ink_map, text_box, to_input
+from captcha_nb.sources.geometry import (
+    LOCATE_IF_AREA_BELOW,
+    MIN_STEPS_PER_CHAR,
+    InputSpec,
+    decide_input_spec,
+    ink_map,
+    text_box,
+    to_input,
+)
 
 
 def labels(length: int, n: int = 3) -> list[str]:
@@ -107,9 +115,14 @@ def test_text_box_finds_the_glyphs_and_ignores_a_thin_line_across_the_canvas():
     assert 140 <= left <= 150 and 220 <= right <= 232 and 24 <= top <= 30 and 48 <= bottom <= 55
 
 
+def small_text_of_varying_extent() -> list[Image.Image]:
+    """Six canvases 240 to 780 pixels wide, each with small glyphs at its own place and size."""
+    return [glyphs_on_canvas(width, left, size) for width, left, size in
+            [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
+
+
 def test_text_that_is_small_and_varies_is_located_in_every_picture():
-    pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
-                [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
+    pictures = small_text_of_varying_extent()
     spec = spec_for([p.size for p in pictures], labels(3), pictures)
     assert spec.locate and spec.crop is None
     # Located, every picture's glyphs fill most of the input's rows, whatever their canvas.
@@ -119,10 +132,7 @@ def test_text_that_is_small_and_varies_is_located_in_every_picture():
 
 
 def test_the_decision_says_why_each_rule_chose_what_it_chose():
-    from captcha_nb.sources.geometry import LOCATE_IF_AREA_BELOW
-
-    pictures = [glyphs_on_canvas(width, left, size) for width, left, size in
-                [(240, 20, 14), (400, 200, 18), (600, 60, 22), (780, 500, 16), (300, 100, 12), (700, 300, 20)]]
+    pictures = small_text_of_varying_extent()
     decision = decide_input_spec([p.size for p in pictures], labels(3), pictures)
     reasons = decision.reasons
     assert decision.spec.locate and reasons["locate"].startswith("text located")
