@@ -97,13 +97,15 @@ def test_spec_round_trips_through_a_dict():
     assert InputSpec.from_dict(spec.to_dict()) == spec
 
 
-def glyphs_on_canvas(width: int, left: int, size: int = 18, line: bool = True) -> Image.Image:
-    """Three solid 'glyphs' of size x size at `left`, crossed by a one-pixel noise line over the whole canvas."""
+def glyphs_on_canvas(width: int, left: int, size: int = 18, line: bool = True, thin: bool = False) -> Image.Image:
+    """Three 'glyphs' of size x size at `left` (solid, or `thin`: drawn with one-pixel strokes like the line),
+    crossed by a one-pixel noise line over the whole canvas."""
     image = Image.new("RGB", (width, 80), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     for i in range(3):
         x = left + i * (size + 8)
-        draw.rectangle((x, 30, x + size, 30 + size), fill=(40, 90, 200))
+        box = (x, 30, x + size, 30 + size)
+        draw.rectangle(box, outline=(40, 90, 200), width=1) if thin else draw.rectangle(box, fill=(40, 90, 200))
     if line:
         draw.line((0, 5, width - 1, 75), fill=(0, 0, 0), width=1)
     return image
@@ -113,6 +115,20 @@ def test_text_box_finds_the_glyphs_and_ignores_a_thin_line_across_the_canvas():
     left, top, right, bottom = text_box(np.asarray(glyphs_on_canvas(400, 150)))
     # The glyphs span x 150-220 and y 30-48; the line runs corner to corner and must not stretch the box.
     assert 140 <= left <= 150 and 220 <= right <= 232 and 24 <= top <= 30 and 48 <= bottom <= 55
+
+
+def test_text_box_ignores_a_long_line_even_when_the_glyphs_are_as_thin_as_the_line():
+    # Erosion cannot keep one-pixel glyphs and drop a one-pixel line; the line's length tells them apart.
+    left, top, right, bottom = text_box(np.asarray(glyphs_on_canvas(400, 150, thin=True)))
+    assert 140 <= left <= 150 and 220 <= right <= 232 and 24 <= top <= 30 and 48 <= bottom <= 55
+
+
+def test_a_large_picture_is_located_on_a_scaled_copy_and_boxed_in_its_own_pixels():
+    small = glyphs_on_canvas(400, 150)
+    large = small.resize((small.width * 6, small.height * 6), Image.NEAREST)
+    left, top, right, bottom = text_box(np.asarray(large))
+    assert 6 * 140 <= left <= 6 * 150 and 6 * 220 <= right <= 6 * 232 and 6 * 24 <= top <= 6 * 30
+    assert 6 * 48 <= bottom <= 6 * 55
 
 
 def small_text_of_varying_extent() -> list[Image.Image]:
