@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from captcha_nb.sources import synth
+from captcha_nb.sources import geometry, synth
 from captcha_nb.sources.data import load_dataset
 from captcha_nb.sources.geometry import (
     LOCATE_IF_AREA_BELOW,
@@ -123,10 +123,20 @@ def test_text_box_ignores_a_long_line_even_when_the_glyphs_are_as_thin_as_the_li
     assert 140 <= left <= 150 and 220 <= right <= 232 and 24 <= top <= 30 and 48 <= bottom <= 55
 
 
-def test_a_large_picture_is_located_on_a_scaled_copy_and_boxed_in_its_own_pixels():
+def test_a_large_picture_is_located_on_a_scaled_copy_and_boxed_in_its_own_pixels(monkeypatch):
+    searched = []
+    search = geometry.without_long_lines
+
+    def recording_search(ink, min_length):
+        searched.append(ink.size)
+        return search(ink, min_length)
+
+    monkeypatch.setattr(geometry, "without_long_lines", recording_search)
     small = glyphs_on_canvas(400, 150)
     large = small.resize((small.width * 6, small.height * 6), Image.NEAREST)
     left, top, right, bottom = text_box(np.asarray(large))
+    # The line search, the costly step, saw a copy no larger than the bound, not the 1.15-million-pixel picture.
+    assert searched and max(searched) <= geometry.LOCATE_MAX_PIXELS
     assert 6 * 140 <= left <= 6 * 150 and 6 * 220 <= right <= 6 * 232 and 6 * 24 <= top <= 6 * 30
     assert 6 * 48 <= bottom <= 6 * 55
 
