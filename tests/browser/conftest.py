@@ -78,7 +78,9 @@ def jupyterlab(tmp_path_factory, browser_env):
                f"--ServerApp.root_dir={root}", "--allow-root",
                # Nothing that would reach out to the internet, which this machine does not have.
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly"]
+               "--LabApp.extension_manager=readonly",
+               # window.jupyterapp, so a test waits on the application's own promises rather than on the page.
+               "--LabApp.expose_app_in_browser=True"]
     base = f"http://127.0.0.1:{port}"
     process = start_server(command, f"{base}/api/status?token={token}", root / "server.log", browser_env)
     try:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -169,8 +168,7 @@ def upload(driver, path) -> None:
         driver.execute_script("arguments[0].remove()", old)
     driver.find_element(By.CSS_SELECTOR, ".widget-upload").click()
     field = wait_until(lambda: driver.find_elements(By.ID, "captured-upload"), 10, "the upload input never appeared")
-    field[0].send_keys(str(path))
-    time.sleep(0.5)
+    field[0].send_keys(str(path))  # the caller waits for the app's answer to this upload
 
 
 def test_a_run_whose_images_are_elsewhere_opens_says_where_and_reads_uploads(browser, run_without_data, browser_env,

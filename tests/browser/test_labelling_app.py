@@ -7,7 +7,6 @@ import csv
 import os
 import signal
 import sys
-import time
 
 import pytest
 from browsing import free_port, start_server, stop_server, wait_until
@@ -48,6 +47,27 @@ def type_label(driver, text: str) -> None:
     box.send_keys(text, Keys.ENTER)
 
 
+def showing(driver) -> str | None:
+    """The picture the app shows now, as its note names it; the note is set after the picture and its pre-filled
+    reading (Labeller.show), so once it names a picture, that picture's reading is in the text box."""
+    import re
+
+    found = re.search(r"(\d{3}\.png)", text_of_notes(driver))
+    return found.group(1) if found else None
+
+
+def text_of_notes(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".widget-html"))
+
+
+def wait_for_next_picture(driver, folder) -> None:
+    done = {name for name, _ in saved(folder)}
+    wait_until(lambda: (showing(driver) or "").endswith(".png") and showing(driver) not in done, 30,
+               "the app did not move on to a picture that has no label yet")
+
+
 @pytest.fixture
 def folder(neutral_copies):
     return neutral_copies(6, "img{}.png")
@@ -67,7 +87,7 @@ def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, train
         type_label(browser, "ab23")
         wait_until(lambda: len(saved(folder)) == 1, 30, "Enter did not save the first label")
         wait_until(lambda: counter(browser).startswith("1 of 6 labelled"), 30, "the counter did not follow")
-        time.sleep(1)  # the next picture's pre-filled reading arrives right after the counter
+        wait_for_next_picture(browser, folder)
         type_label(browser, "cd32")
         wait_until(lambda: len(saved(folder)) == 2, 30, "Enter did not save the second label")
         wait_until(lambda: counter(browser).startswith("2 of 6 labelled"), 30, "the counter did not follow")
@@ -84,7 +104,7 @@ def test_labels_typed_in_the_browser_survive_a_killed_app(browser, folder, train
     try:
         browser.get(url)
         wait_until(lambda: counter(browser).startswith("2 of 6 labelled"), 120, "a restart did not carry on")
-        time.sleep(1)
+        wait_for_next_picture(browser, folder)
         type_label(browser, "dd22")
         wait_until(lambda: len(saved(folder)) == 3, 30, "Enter after the restart did not save")
         screenshots(browser, "label-3-after-restart")
