@@ -35,7 +35,8 @@ from captcha_nb.core.engine import fit
 from captcha_nb.serving.export import export, load_exported
 from captcha_nb.serving.inference import load_model
 from captcha_nb.serving.speed import latency_ms, throughput, torch_runner
-from captcha_nb.sources.data import load_dataset, load_split, to_float
+from captcha_nb.core.labels import to_float
+from captcha_nb.sources.data import load_dataset, load_split
 from captcha_nb.sources.download import resolve_data_dir
 from captcha_nb.views.compare import seconds_to
 from captcha_nb.sources.synth import generate

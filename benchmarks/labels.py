@@ -1,10 +1,14 @@
 """How many must I label? Test accuracy against the number of labelled training images, from scratch and pretrained.
 
 For every style (found as in benchmarks/styles.py), every count and every seed, the seed draws `count` labelled
-images from the style's training pool into a folder of their own, and the default command trains on them twice with
-the same budget: once from scratch (`--pretrained no`) and once from the package's synthetic checkpoint
-(`--pretrained yes`). Both are scored once on the style's test folder. A style without a `_test` folder (the
-captcha_images_v2 copy) has a fixed 15 % of its images held out as its test folder first, the same for every seed.
+images from the style's training pool into a folder of their own, and the default command trains on them with the
+same budget, once per start: from scratch (`--pretrained no`), from the package's synthetic checkpoint
+(`--pretrained yes`), and with the unlabelled pool (`pool`: the style's `_unlabelled` folder plus the undrawn rest of
+its training pictures, labels hidden) with or without ddddocr as the teacher (`teacher`, `pool`). Count 0 runs the
+teacher arm alone. Every run is scored once on the style's test folder, and ddddocr's own zero-shot reading of that
+folder, called as a user calls it (`set_ranges` + `classification`), is measured beside them. A style without a
+`_test` folder (the captcha_images_v2 copy) has a fixed 15 % of its images held out as its test folder first, the
+same for every seed.
 
     python benchmarks/labels.py --data ../shared/data ../shared/data/styles           # 2 minutes per run
     python benchmarks/labels.py --data ../shared/data --styles captcha_images_v2 --counts 50 100 200 --seeds 0
@@ -16,6 +20,7 @@ Run again with the same --out, it keeps the runs that finished. Writes reports/b
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import random
@@ -32,30 +37,55 @@ from captcha_nb.views import plots
 from captcha_nb.workflows.runs import replace_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from styles import BENCHMARKS_MD, benchmark_parser, chosen_styles, machine, output_folder, run_one  # noqa: E402
+from styles import (  # noqa: E402
+    BENCHMARKS_MD, UNLABELLED, benchmark_parser, chosen_styles, machine, output_folder, run_one,
+)
 
 HEADING = "## How many labels"
-STARTS = {"scratch": ("--pretrained", "no"), "pretrained": ("--pretrained", "yes")}
+STARTS = {"scratch": ("--pretrained", "no", "--no-pseudo-labels"),
+          "pretrained": ("--pretrained", "yes", "--no-pseudo-labels"),
+          "pool": ("--pretrained", "yes"),
+          "teacher": ("--pretrained", "yes", "--teacher", "ddddocr")}
+WITH_POOL = {"pool", "teacher"}
 HELD_OUT = 0.15  # share of a style without a test folder that becomes its test folder
 HOLD_OUT_SEED = 12345  # one fixed draw, so every seed and count is scored on the same pictures
 
 
-def write_folder(folder: Path, pairs: list[tuple[Path, str]]) -> Path:
-    """Copy the pictures into `folder` with a labels.csv; the copy is written once and reused."""
-    if (folder / LABELS_FILE).is_file():
+def write_folder(folder: Path, pairs: list[tuple[Path, str]], labelled: bool = True) -> Path:
+    """Copy the pictures into `folder`, with a labels.csv unless `labelled` is false; written once and reused."""
+    if folder.is_dir():
         return folder
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    with open(partial / LABELS_FILE, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["filename", "label"])
-        for number, (path, label) in enumerate(pairs):
-            name = f"{number:05d}{path.suffix.lower()}"
-            shutil.copyfile(path, partial / name)
-            writer.writerow([name, label])
+    rows = []
+    for number, (path, label) in enumerate(pairs):
+        name = f"{number:05d}{path.suffix.lower()}"
+        shutil.copyfile(path, partial / name)
+        rows.append([name, label])
+    if labelled:
+        with open(partial / LABELS_FILE, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["filename", "label"], *rows])
     partial.rename(folder)
     return folder
+
+
+def ddddocr_zero_shot(test: Path, chars: str) -> float | None:
+    """ddddocr on the test folder as a new user calls it: set_ranges with the style's symbols in both cases, then
+    classification, lower-cased when the style's labels are; None when ddddocr is not installed."""
+    try:
+        import ddddocr
+    except ImportError:
+        return None
+    ocr = ddddocr.DdddOcr(show_ad=False, beta=True)
+    ocr.set_ranges("".join(sorted(set(chars) | set(chars.upper()) | set(chars.lower()))))
+    pairs = read_labels(test)
+    lower = all(label == label.lower() for _, label in pairs)
+    right = 0
+    for path, label in pairs:
+        text = ocr.classification(path.read_bytes())
+        right += (text.lower() if lower else text) == label
+    return right / len(pairs)
 
 
 def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[tuple[Path, str]], Path]:
@@ -72,8 +102,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser = benchmark_parser(__doc__.splitlines()[0], "labels", minutes=2.0,
                               quick="one tiny synthetic style, seconds per run")
     parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400],
-                        help="labelled training images per run (the whole pool is added as 'all')")
-    parser.add_argument("--starts", nargs="*", default=list(STARTS), choices=list(STARTS))
+                        help="labelled training images per run (the whole pool is added as 'all'; 0: the teacher "
+                             "alone)")
+    parser.add_argument("--all", action=argparse.BooleanOptionalAction, default=True,
+                        help="add a run on every labelled picture of the style (default: yes)")
+    parser.add_argument("--starts", nargs="*", default=["scratch", "pretrained"], choices=list(STARTS))
     args = parser.parse_args(argv)
 
     out, stamp = output_folder(args.out, "labels")
@@ -88,14 +121,28 @@ def main(argv: list[str] | None = None) -> Path:
     rows = []
     for style, (train, test) in styles.items():
         pool, test_folder = pools(train, test, out, style)
-        for count in [c for c in counts if c < len(pool)] + [len(pool)]:
+        chars = "".join(sorted(set("".join(label for _, label in pool))))
+        rows.append({"style": style, "labelled": 0, "start": "ddddocr zero-shot", "seed": 0, "status": "finished",
+                     "test_seq_accuracy": ddddocr_zero_shot(test_folder, chars)})
+        extra = train.parent / f"{style}{UNLABELLED}"
+        for count in sorted({c for c in counts if c < len(pool)} | ({len(pool)} if args.all else set())):
             for seed in seeds:
                 drawn = random.Random(seed).sample(pool, count)
-                folder = write_folder(out / "folders" / f"{style}-n{count}-seed{seed}", drawn)
-                for start in args.starts:
+                taken = {path for path, _ in drawn}
+                rest = [pair for pair in pool if pair[0] not in taken]
+                # With no label, the data folder is every training picture with its labels hidden.
+                folder = write_folder(out / "folders" / f"{style}-n{count}-seed{seed}", drawn or rest, count > 0)
+                unlabelled = [write_folder(out / "folders" / f"{style}-rest-n{count}-seed{seed}", rest, False)] \
+                    if rest and count else []
+                unlabelled += [extra] if extra.is_dir() else []
+                for start in args.starts if count else [s for s in args.starts if s == "teacher"]:
+                    # With no label the teacher needs to be told the style's symbols, as a user would.
+                    options = STARTS[start] + (("--alphabet", chars) if start == "teacher" else ())
+                    if start in WITH_POOL:
+                        options += tuple(a for folder in unlabelled for a in ("--unlabelled", str(folder)))
                     name = f"{style}-n{count}-seed{seed}-{start}"
                     print(f"{name}: {minutes} min", file=sys.stderr)
-                    row = run_one(style, folder, test_folder, seed, minutes, out, 0, STARTS[start], name)
+                    row = run_one(style, folder, test_folder, seed, minutes, out, 0, options, name)
                     rows.append({**row, "labelled": count, "start": start})
     # The copies are only there for the runs; the runs' split.json files name them.
     shutil.rmtree(out / "folders", ignore_errors=True)
@@ -122,7 +169,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     finished = results[results["status"] == "finished"]
 
     def cell(group: pd.DataFrame) -> str:
-        seeds = ", ".join(f"{a:.3f}" for a in group.sort_values("seed")["test_seq_accuracy"])
+        seeds = ", ".join(f"{a:.3f}" for a in group.sort_values("seed")["test_seq_accuracy"].astype(float))
         return f"{group['test_seq_accuracy'].median():.3f} ({seeds})"
 
     table = finished.groupby(["style", "labelled", "start"]).apply(cell, include_groups=False).unstack("start")

@@ -30,7 +30,8 @@ DISTINCT = 10_000
 MEASURE = """
 import json, sys, time
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.core.engine import decide_input, peak_memory_mb
+from captcha_nb.core.device import peak_memory_mb
+from captcha_nb.core.prepare import decide_input
 from captcha_nb.core.config import TrainConfig
 started = time.perf_counter()
 dataset = load_dataset(sys.argv[1])

@@ -41,6 +41,7 @@ from captcha_nb.views.compare import STYLE_CURVES, seconds_to
 from captcha_nb.workflows.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.99)
+UNLABELLED = "_unlabelled"  # a style's pool of pictures nobody labelled, beside its _train and _test folders
 BENCHMARKS_MD = REPORTS_DIR / "BENCHMARKS.md"
 STYLES_HEADING = "## Captcha styles"
 
@@ -57,7 +58,7 @@ def find_styles(roots: list[Path]) -> dict[str, tuple[Path, Path | None]]:
             name = folder.name
             if name.endswith("_train") and (root / f"{name[:-6]}_test").is_dir():
                 styles[name[:-6]] = (folder, root / f"{name[:-6]}_test")
-            elif not name.endswith("_test") and has_images(folder):
+            elif not name.endswith(("_test", UNLABELLED)) and has_images(folder):
                 styles[name] = (folder, None)
     return styles
 
