@@ -11,6 +11,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = PROJECT_ROOT / "data"
 REPORTS_DIR = PROJECT_ROOT / "reports"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+# What `make run` (`report`) and a sweep execute, in order; 06 compares runs and 07 labels, so they run on request.
+NOTEBOOKS = [
+    "01_data_exploration.ipynb",
+    "02_model_building.ipynb",
+    "03_ctc_training.ipynb",
+    "04_error_analysis.ipynb",
+    "05_prediction_inspector.ipynb",
+    "08_ctc_made_visible.ipynb",
+]
 
 
 def project_relative(path) -> str:

@@ -21,8 +21,8 @@ import torch
 
 from captcha_nb.core.checkpoint import atomic_save, build_saved_model, read_checkpoint
 from captcha_nb.core.ctc import ctc_loss, greedy_decode
+from captcha_nb.core.labels import Alphabet, encode_targets
 from captcha_nb.core.model import batched_logits
-from captcha_nb.sources.data import Alphabet, encode_targets
 
 # The search range for T. The low end is a safety bound, not a fitted value: when the model reads every validation
 # captcha right, the NLL keeps falling as T shrinks (sharper is always better on a split without errors): a first

@@ -1,24 +1,67 @@
 """Recognisers: a convolutional feature extractor read left to right by a bidirectional GRU, scored by CTC.
 
-To try a new architecture, add a class here and register it in MODELS; the engine, CLI, notebooks and benchmark pick
-it up by name.
+To try a new architecture, add a class here and register it (`@registered("name")`, or `register` for a variant of a
+class with other arguments); the engine, CLI, notebooks and benchmark pick it up by name. A model states its facts once,
+as class attributes the registry reads: `in_channels`, `time_stride` (input columns per CTC frame) and `fixed_size`
+when it takes one size only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from captcha_nb.core.ctc import min_time_steps
-from captcha_nb.sources.data import to_float
+from captcha_nb.core.labels import to_float
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     # Batch norm keeps every layer's activations well scaled, so the CNN learns from CTC's weak early gradients.
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its class, the arguments it is built with, and the shipped checkpoint that fits it."""
+
+    cls: type[nn.Module]
+    options: dict = field(default_factory=dict)
+    pretrained: str | None = None  # a file of captcha_nb/pretrained/ (core/warmstart.py)
+
+    @property
+    def in_channels(self) -> int:
+        return self.cls.in_channels
+
+    @property
+    def time_stride(self) -> int:
+        return self.cls.time_stride
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        return getattr(self.cls, "fixed_size", None)
+
+    def build(self, num_classes: int, height: int, width: int) -> nn.Module:
+        return self.cls(num_classes, height, width, **self.options)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, cls: type[nn.Module], pretrained: str | None = None, **options) -> type[nn.Module]:
+    """Register `cls` under `name`, built with `options`; its facts are read from the class itself."""
+    for fact in ("in_channels", "time_stride"):
+        if not isinstance(getattr(cls, fact, None), int):
+            raise TypeError(f"model {name!r}: {cls.__name__} must state `{fact}` as a class attribute")
+    MODELS[name] = ModelSpec(cls, options, pretrained)
+    return cls
+
+
+def registered(name: str, pretrained: str | None = None, **options):
+    """The class decorator form of `register`."""
+    return lambda cls: register(name, cls, pretrained, **options)
 
 
 class ColumnReader(nn.Module):
@@ -43,6 +86,7 @@ class ColumnReader(nn.Module):
         return self.classifier(steps)
 
 
+@registered("crnn", pretrained="synthetic.pt")
 class CRNN(ColumnReader):
     """The default recogniser, sized for CPU training and inference: a small VGG-style CNN read by one BiGRU layer.
 
@@ -87,6 +131,7 @@ class CRNN(ColumnReader):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
 
 
+@registered("seed")
 class SeedCRNN(ColumnReader):
     """The seed project's published architecture, kept faithfully as the baseline every benchmark compares against.
 
@@ -111,33 +156,10 @@ class SeedCRNN(ColumnReader):
         self.classifier = nn.Linear(64, num_classes)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    factory: Callable[..., nn.Module]
-    in_channels: int
-    fixed_size: tuple[int, int] | None = None
-    time_stride: int = 4
-
-
-MODELS: dict[str, ModelSpec] = {
-    "crnn": ModelSpec(CRNN, in_channels=1),
-    # The CNN's first two stages as in "crnn", wider where the map is small and a GRU twice as wide: about four times
-    # the parameters, for styles whose training loss stays high given a longer budget. Within the default 6 minutes on
-    # 2 CPU cores it does not pay (issue 13, seed 0, the recipe's own test split of securimage_train): its CTC plateau
-    # lasted 183 s against 64 s, and it read 74.4 % against 81.3 % for "crnn". "crnn_large" on the varlen style: 32.0 %
-    # against 32.5 %, its plateau 162 s against 76 s. So no rule picks a larger size by default yet.
-    "crnn_medium": ModelSpec(lambda n, h, w: CRNN(n, h, w, channels=(16, 32, 96, 128), hidden=128), in_channels=1),
-    # Three times the parameters and half the speed of "crnn", for harder captcha styles; on captcha_images_v2 it
-    # reached the same 100 % held-out accuracy, later (reports/benchmarks/2026-11-25_0406).
-    "crnn_large": ModelSpec(lambda n, h, w: CRNN(n, h, w, channels=(32, 64, 96, 96), hidden=128), in_channels=1),
-    "seed": ModelSpec(SeedCRNN, in_channels=3, fixed_size=SeedCRNN.fixed_size),
-}
-
-
-def input_size(name: str, inferred: tuple[int, int]) -> tuple[int, int]:
-    """The (height, width) a model takes: its fixed size if it has one, otherwise the size inferred from the data."""
-    spec = model_spec(name)
-    return spec.fixed_size or inferred
+# Wider CNN stages and a GRU twice as wide: four and three times the parameters of "crnn", for styles whose training
+# loss stays high; within 6 minutes on 2 CPU cores neither pays (reports/BENCHMARKS.md, "Hard styles").
+register("crnn_medium", CRNN, channels=(16, 32, 96, 128), hidden=128)
+register("crnn_large", CRNN, channels=(32, 64, 96, 96), hidden=128)
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -160,11 +182,8 @@ def build_model(
                 f"model {name!r} at width {width} has {time_steps} time steps, but label {longest!r} needs at least "
                 f"{needed} (its length plus one blank between each doubled character); use wider images (img_width)"
             )
-    # Channels-last memory lets the CPU's convolution library (oneDNN) skip reordering every activation: on 2 CPU
-    # cores one training step of "crnn" at 48x144, batch 32, takes 119 ms in the default layout and 92 ms in this one
-    # (32x224: 134 -> 108 ms; 32x128: 86 -> 62 ms), and validating 256 pictures 592 -> 318 ms, with torch 2.13
-    # (benchmarks/step_time.py). The arithmetic is the same, so a budget of minutes simply buys more epochs.
-    return spec.factory(num_classes, height, width).to(memory_format=torch.channels_last)
+    # Channels-last memory: CPU convolutions run about a quarter faster (reports/BENCHMARKS.md, "Step time").
+    return spec.build(num_classes, height, width).to(memory_format=torch.channels_last)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from captcha_nb.core.checkpoint import read_checkpoint, saved_input
-from captcha_nb.sources.data import Alphabet
+from captcha_nb.core.labels import Alphabet
 from captcha_nb.sources.geometry import InputSpec
 
 
@@ -70,20 +70,23 @@ def read_warm_start(path: str | os.PathLike) -> WarmStart:
 # --------------------------------------------------------------------------------------------------------------------
 # The general checkpoint shipped with the package (`train --pretrained yes`), built by tools/build_pretrained.py.
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "synthetic.pt"
-# A run that leaves `pretrained` to the recipe starts from the synthetic checkpoint whenever it fits (the same model,
-# an ink-map input). Measured on the recipe's own splits of the shared styles, seed 0, 6 minutes, 2 CPU cores
-# (reports/BENCHMARKS.md, "Hard styles"), from scratch -> pretrained: securimage validation 81.0 -> 86.0 % (its own
-# test split 81.3 -> 84.2 %), CTC's plateau 64 -> 18 s; varlen 36.8 -> 42.4 % (32.5 -> 39.2 %), plateau 76 -> 9 s;
-# kelab and captcha_images_v2 read their validation splits perfectly, as before, at a lower validation loss (0.0020
-# -> 0.0011, 0.00065 -> 0.00006); digits 99.3 -> 99.0 % (one captcha of 300), loss 0.020 -> 0.022; every plateau
-# fell to 2-7 s.
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+PRETRAINED = PRETRAINED_DIR / "synthetic.pt"  # the file `crnn` registers as the one that fits it (core/model.py)
+# A run that leaves `pretrained` to the recipe starts from the shipped checkpoint whenever it fits (the same model,
+# an ink-map input): it shortens CTC's plateau to seconds and lifts the hard styles (reports/BENCHMARKS.md, "Hard
+# styles": securimage 81.0 -> 86.0 %, varlen 36.8 -> 42.4 % of validation, seed 0).
 PRETRAINED_BY_DEFAULT = True
 
 
-def read_pretrained(model_name: str, path: Path = PRETRAINED) -> WarmStart | None:
-    """The shipped synthetic checkpoint, or None when it is missing or of another architecture than `model_name`."""
-    if not path.is_file():
+def read_pretrained(model_name: str, path: Path | None = None) -> WarmStart | None:
+    """The shipped checkpoint that the model registers as fitting it (or `path`), or None when there is none, the file
+    is missing, or it holds another architecture."""
+    from captcha_nb.core.model import model_spec
+
+    if path is None:
+        fitting = model_spec(model_name).pretrained
+        path = PRETRAINED_DIR / fitting if fitting else None
+    if path is None or not path.is_file():
         return None
     pretrained = read_warm_start(path)
     return pretrained if pretrained.model_name == model_name else None

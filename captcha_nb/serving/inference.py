@@ -18,7 +18,7 @@ from captcha_nb.core.checkpoint import (
 )
 from captcha_nb.core.ctc import beam_search, greedy_decode
 from captcha_nb.core.model import batched_logits
-from captcha_nb.sources.data import Alphabet, to_float
+from captcha_nb.core.labels import Alphabet, to_float
 from captcha_nb.sources.geometry import InputSpec, to_input
 
 

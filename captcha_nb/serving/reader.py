@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from captcha_nb.core.rundir import RunDir
 from captcha_nb.serving.inference import Recogniser, load_model
 from captcha_nb.sources.data import MAX_IMAGE_PIXELS, check_size, open_image
-
-CHECKPOINT_NAME = "model.pt"
 
 
 class ReadError(ValueError):
@@ -45,13 +44,13 @@ class Reader:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> "Reader":
-        from captcha_nb.core.engine import select_device
+        from captcha_nb.core.device import select_device
 
         return cls(load_model(path, device=select_device(device)))
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, device: str = "auto") -> "Reader":
-        return cls.from_checkpoint(Path(run_dir) / CHECKPOINT_NAME, device)
+        return cls.from_checkpoint(RunDir(run_dir).model, device)
 
     @property
     def alphabet(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import REPORTS_DIR, project_relative
+from captcha_nb.core.rundir import RunDir
 from captcha_nb.workflows.runs import PATH_PARAMETERS
 
 # The accuracy level whose first crossing is reported as "time to": a model that reads 95 % of captchas is useful.
@@ -33,7 +34,7 @@ def read_json(path: Path) -> dict:
 
 
 def read_history(run_dir: Path) -> pd.DataFrame | None:
-    path = run_dir / "history.csv"
+    path = RunDir(run_dir).history
     try:
         return pd.read_csv(path) if path.is_file() else None
     except (OSError, ValueError, pd.errors.ParserError):
@@ -86,7 +87,8 @@ def run_entries(sweep_dir: Path | None, reports_dir: Path) -> list[dict]:
                  "status": run.get("status", ""), "error": (run.get("error") or "").strip().splitlines()[-1:]}
                 for name, run in record["runs"].items()]
     entries = []
-    for params_path in sorted([*reports_dir.glob("*/params.json"), *reports_dir.glob("*/*/params.json")]):
+    params = RunDir(reports_dir).params.name
+    for params_path in sorted([*reports_dir.glob(f"*/{params}"), *reports_dir.glob(f"*/*/{params}")]):
         params = read_json(params_path)
         entries.append({"run": params_path.parent.relative_to(reports_dir).as_posix(), "folder": params_path.parent,
                         "parameters": params.get("parameters", {}), "status": params.get("status", ""),
@@ -102,7 +104,7 @@ def runs_table(sweep_dir: str | Path | None = None, reports_dir: str | Path | No
     entries = run_entries(Path(sweep_dir) if sweep_dir is not None else None, reports_dir)
     rows = []
     for entry in entries:
-        metrics = read_json(entry["folder"] / "metrics.json")
+        metrics = read_json(RunDir(entry["folder"]).metrics)
         # Parameters left at their defaults are not in params.json; the run's own config has them all.
         parameters = {k: v for k, v in {**metrics.get("config", {}), **entry["parameters"]}.items()
                       if k not in PATH_PARAMETERS or k == "data_dir"}

@@ -20,7 +20,9 @@ from captcha_nb.core import lattice
 from captcha_nb.core.ctc import beam_alternatives, greedy_decode
 from captcha_nb.core.model import build_model
 from captcha_nb.serving.inference import Recogniser, load_model
-from captcha_nb.sources.data import Alphabet, CaptchaSet, to_float
+from captcha_nb.core.labels import Alphabet, to_float
+from captcha_nb.core.rundir import RunDir
+from captcha_nb.sources.data import CaptchaSet
 
 
 @dataclass
@@ -150,7 +152,7 @@ class FrameSnapshots:
     epochs: list[dict] = field(default_factory=list)
 
     def __call__(self, report) -> None:
-        recogniser = load_model(Path(self.run_dir) / "last.pt")
+        recogniser = load_model(RunDir(self.run_dir).last)
         probs = recogniser.probabilities(recogniser.prepare(self.pictures), temperature=1.0)
         self.epochs.append({"epoch": report.row["epoch"], "seconds": report.row["seconds"],
                             "val_seq_accuracy": report.row["val_seq_accuracy"], "probs": probs.numpy(),

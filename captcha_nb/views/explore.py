@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from captcha_nb.sources.data import CaptchaSet
-from captcha_nb.sources.geometry import InputDecision
+from captcha_nb.sources.input_rules import InputDecision
 
 
 def overview(dataset: CaptchaSet) -> pd.Series:
@@ -95,7 +95,7 @@ def input_pictures(images_u8: torch.Tensor) -> list[Image.Image]:
 
 
 def input_reasons(decision: InputDecision) -> str:
-    """What each input rule of `captcha_nb.sources.geometry` measured on the training pictures and chose, one rule a
+    """What each input rule of `captcha_nb.sources.input_rules` measured on the training pictures and chose, one rule a
     line and never cut short (a pandas table would truncate the longer reasons)."""
     width = max(len(name) for name in decision.reasons)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in decision.reasons.items())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_nb import PROJECT_ROOT, REPORTS_DIR
+from captcha_nb.core.rundir import RunDir
 from captcha_nb.sources.download import data_or_synthetic
 from captcha_nb.sources.synth import SYNTHETIC_MARKER
 
@@ -82,7 +83,7 @@ def new_run_dir(model: str) -> Path:
 
 def latest_run(search: tuple[Path, ...] = (RUNS_DIR, REPORTS_DIR)) -> Path | None:
     """The most recently written run folder holding a model.pt, under runs/ and reports/."""
-    checkpoints = [p for root in search if root.is_dir() for p in root.glob("**/model.pt")]
+    checkpoints = [p for root in search if root.is_dir() for p in root.glob(f"**/{RunDir(root).model.name}")]
     return max(checkpoints, key=lambda p: p.stat().st_mtime).parent if checkpoints else None
 
 
@@ -90,8 +91,8 @@ def trained_run(run_dir: str | None) -> Path:
     """The run a notebook analyses; a clear message when there is none yet."""
     check_type("run_dir", run_dir, str, type(None))
     path = Path(run_dir) if run_dir else latest_run()
-    if path is None or not (path / "model.pt").is_file():
-        where = f"{path}/model.pt" if path else "runs/ or reports/"
+    if path is None or not RunDir(path).model.is_file():
+        where = str(RunDir(path).model) if path else "runs/ or reports/"
         raise FileNotFoundError(
             f"no trained checkpoint found in {where}. Run notebooks/03_ctc_training.ipynb first, or pass "
             f"run_dir= a folder written by `python -m captcha_nb train`."
@@ -118,11 +119,11 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
 
     if which not in SPLITS:
         raise ParameterError(f"parameter split={which!r} must be one of {SPLITS}")
-    split = load_split(run_dir / "split.json")
+    split = load_split(RunDir(run_dir).split)
     if not split.get(which):
         raise ParameterError(f"parameter split={which!r}: the run {run_dir} has no {which} images")
     source = run_data(run_dir, data_dir, split)
-    recogniser = load_model(run_dir / "model.pt")
+    recogniser = load_model(RunDir(run_dir).model)
     return recogniser, load_dataset(source).subset(split[which]), split
 
 
@@ -133,7 +134,7 @@ def run_data(run_dir: Path, data_dir: str | None = None, split: dict | None = No
 
     if data_dir:
         return data_directory(data_dir)
-    return resolve_recorded((split or load_split(Path(run_dir) / "split.json"))["data_dir"])
+    return resolve_recorded((split or load_split(RunDir(run_dir).split))["data_dir"])
 
 
 def resolve_recorded(data_dir: str) -> Path:
@@ -144,7 +145,7 @@ def resolve_recorded(data_dir: str) -> Path:
 
 def headline(run_dir: Path) -> pd.Series:
     """The run's honest figure (test, scored once) beside the validation figure it was selected on."""
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+    metrics = RunDir(run_dir).read_metrics()
     return pd.Series({
         "headline split": metrics.get("headline", "validation"),
         "test images": metrics.get("n_test", 0),

@@ -15,28 +15,26 @@ from importlib import metadata
 from pathlib import Path
 
 from captcha_nb import (
+    NOTEBOOKS,
     NOTEBOOKS_DIR,
     PROJECT_ROOT,
     REPORTS_DIR,
     __version__,
     project_relative,
 )
+from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.runlock import run_lock
 from captcha_nb.sources.data import fingerprint_dir
-from captcha_nb.sources.files import write_json
 from captcha_nb.sources.download import data_or_synthetic
-
-NOTEBOOKS = [
-    "01_data_exploration.ipynb",
-    "02_model_building.ipynb",
-    "03_ctc_training.ipynb",
-    "04_error_analysis.ipynb",
-    "05_prediction_inspector.ipynb",
-    "08_ctc_made_visible.ipynb",
-]
-
+from captcha_nb.sources.files import write_json
 
 PATH_PARAMETERS = ("data_dir", "run_dir", "figures_dir", "sweep_dir")
+
+
+class Status:
+    """A run's status, as params.json and a sweep's sweep.json record it: named once, here."""
+
+    PENDING, RUNNING, FINISHED, FAILED = "pending", "running", "finished", "failed"
 
 
 def kernel_relative(path) -> str:
@@ -117,7 +115,7 @@ def run_report(overrides: dict[str, str] | None = None, notebooks: list[str] | N
     record = {
         "run_id": report_dir.name,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "running",
+        "status": Status.RUNNING,
         # Paths relative to the project, so a committed report names no machine's folders.
         "parameters": {k: project_relative(v) if k in PATH_PARAMETERS and v is not None else v
                        for k, v in parameters.items()},
@@ -141,7 +139,7 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
     import nbformat
     import papermill
 
-    write_params(report_dir / "params.json", record)
+    write_params(RunDir(report_dir).params, record)
     for name in notebooks:
         source = NOTEBOOKS_DIR / name
         if not source.is_file():
@@ -164,13 +162,13 @@ def execute_notebooks(report_dir: Path, record: dict, parameters: dict, notebook
             nbformat.write(executed, report_dir / name)
         except Exception:
             record["status"] = f"failed in {name}"
-            write_params(report_dir / "params.json", record)
+            write_params(RunDir(report_dir).params, record)
             raise
         record["notebooks"].append(name)
-        write_params(report_dir / "params.json", record)
-    record["status"] = "finished"
+        write_params(RunDir(report_dir).params, record)
+    record["status"] = Status.FINISHED
     record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-    write_params(report_dir / "params.json", record)
+    write_params(RunDir(report_dir).params, record)
 
 
 def replace_section(path: Path, heading: str, section: str) -> None:

@@ -4,10 +4,10 @@ import torch
 from captcha_nb.core.model import (
     CRNN,
     MODELS,
+    model_spec,
     SeedCRNN,
     build_model,
     count_parameters,
-    input_size,
 )
 
 
@@ -30,7 +30,7 @@ def test_seed_architecture_is_faithful():
     assert model.gru.num_layers == 2 and model.gru.hidden_size == 32 and model.gru.bidirectional
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 128), (128, 64)]
-    assert input_size("seed", (32, 128)) == (75, 300)
+    assert model_spec("seed").fixed_size == (75, 300) and model_spec("seed").in_channels == 3
     with pytest.raises(ValueError, match="75x300"):
         SeedCRNN(20, 32, 128)
 
@@ -49,5 +49,29 @@ def test_unknown_model_name_lists_the_choices():
 
 def test_every_registered_model_builds_and_counts_parameters():
     for name in MODELS:
-        size = input_size(name, (32, 128))
+        size = model_spec(name).fixed_size or (32, 128)
         assert count_parameters(build_model(name, 20, *size)) > 1000
+
+
+def test_a_model_registered_with_its_class_alone_brings_its_facts_and_the_width_rule_follows(tiny_set):
+    import pytest
+
+    from captcha_nb.core.config import TrainConfig
+    from captcha_nb.core.ctc import min_time_steps
+    from captcha_nb.core.model import CRNN, register
+    from captcha_nb.core.prepare import decide_input
+
+    class Stride8(CRNN):
+        time_stride = 8  # (its pooling is CRNN's; the input rules only read the stated fact)
+
+    with pytest.raises(TypeError, match="in_channels"):
+        register("no-facts", type("NoFacts", (), {"time_stride": 4}))
+    register("stride8", Stride8)
+    try:
+        assert model_spec("stride8").time_stride == 8 and model_spec("stride8").in_channels == 1
+        spec = decide_input(TrainConfig(model="stride8"), tiny_set).spec
+        four = decide_input(TrainConfig(model="crnn"), tiny_set).spec
+        needed = max(min_time_steps(label) for label in tiny_set.labels)
+        assert spec.time_stride == 8 and spec.width // 8 >= needed and spec.width > four.width
+    finally:
+        MODELS.pop("stride8", None)

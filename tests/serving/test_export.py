@@ -4,7 +4,7 @@ import torch
 
 from captcha_nb.core.ctc import greedy_decode
 from captcha_nb.serving.export import export, load_exported
-from captcha_nb.sources.data import to_float
+from captcha_nb.core.labels import to_float
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])

@@ -4,15 +4,8 @@ from PIL import Image, ImageDraw
 
 from captcha_nb.sources import geometry, synth
 from captcha_nb.sources.data import load_dataset
-from captcha_nb.sources.geometry import (
-    LOCATE_IF_AREA_BELOW,
-    MIN_STEPS_PER_CHAR,
-    InputSpec,
-    decide_input_spec,
-    ink_map,
-    text_box,
-    to_input,
-)
+from captcha_nb.sources.geometry import InputSpec, ink_map, text_box, to_input
+from captcha_nb.sources.input_rules import LOCATE_IF_AREA_BELOW, MIN_STEPS_PER_CHAR, decide_input_spec
 
 
 def labels(length: int, n: int = 3) -> list[str]:
@@ -20,7 +13,7 @@ def labels(length: int, n: int = 3) -> list[str]:
 
 
 def spec_for(*args, **kwargs) -> InputSpec:
-    return decide_input_spec(*args, **kwargs).spec
+    return decide_input_spec(*args, **{"time_stride": 4, **kwargs}).spec
 
 
 @pytest.mark.parametrize(
@@ -159,13 +152,13 @@ def test_text_that_is_small_and_varies_is_located_in_every_picture():
 
 def test_the_decision_says_why_each_rule_chose_what_it_chose():
     pictures = small_text_of_varying_extent()
-    decision = decide_input_spec([p.size for p in pictures], labels(3), pictures)
+    decision = decide_input_spec([p.size for p in pictures], labels(3), pictures, time_stride=4)
     reasons = decision.reasons
     assert decision.spec.locate and reasons["locate"].startswith("text located")
     assert reasons["text_area_share"] < LOCATE_IF_AREA_BELOW and reasons["longest_label"] == 3
     assert reasons["height"].endswith(f": {decision.spec.height}") and reasons["width"].endswith(
         f": {decision.spec.width}")
-    given = decide_input_spec([(200, 50)] * 3, labels(5), height=48, locate=False).reasons
+    given = decide_input_spec([(200, 50)] * 3, labels(5), height=48, locate=False, time_stride=4).reasons
     assert given["height"] == "given: 48" and given["locate"] == "given: False" and given["crop"] == "the whole picture"
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from captcha_nb import PROJECT_ROOT
-from captcha_nb.workflows import sweep
+from captcha_nb.workflows import grid as grids
+from captcha_nb.workflows import sweep, worker
 
 pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
@@ -17,11 +18,11 @@ FAILED_RUN = "test_fraction=0.5,val_fraction=0.5"
 
 
 def test_the_grid_is_the_product_of_every_list_and_the_seeds():
-    grid = sweep.parse_grid(["lr=0.001,3e-3", "model=crnn,crnn_large", "augment=False"])
+    grid = grids.parse_grid(["lr=0.001,3e-3", "model=crnn,crnn_large", "augment=False"])
     assert grid == {"lr": [0.001, 0.003], "model": ["crnn", "crnn_large"], "augment": [False]}
-    sets = sweep.combinations(grid, sweep.parse_seeds("0,1,2"))
+    sets = grids.combinations(grid, grids.parse_seeds("0,1,2"))
     assert len(sets) == 12 and {"lr": 0.003, "model": "crnn_large", "augment": False, "seed": 2} in sets
-    names = sweep.run_names(sets)
+    names = grids.run_names(sets)
     assert "lr=0.003,model=crnn_large,seed=1" in names and len(set(names)) == 12  # augment never varies
 
 
@@ -30,16 +31,16 @@ def test_the_grid_is_the_product_of_every_list_and_the_seeds():
 ])
 def test_a_bad_grid_is_refused_naming_the_option(options, message):
     with pytest.raises(ValueError, match=message):
-        sweep.combinations(sweep.parse_grid(options), [0])
+        grids.combinations(grids.parse_grid(options), [0])
 
 
 def test_a_grid_file_lists_explicit_sets(tmp_path):
     (tmp_path / "grid.yaml").write_text("runs:\n  - {lr: 0.001, model: crnn}\n  - {lr: 0.003, model: seed}\n")
-    sets = sweep.combinations({}, [0, 1], sweep.read_grid_file(tmp_path / "grid.yaml"))
+    sets = grids.combinations({}, [0, 1], grids.read_grid_file(tmp_path / "grid.yaml"))
     assert len(sets) == 4 and sets[0] == {"lr": 0.001, "model": "crnn", "seed": 0}
     (tmp_path / "bad.json").write_text('{"lr": 1}')
     with pytest.raises(ValueError, match="bad.json"):
-        sweep.read_grid_file(tmp_path / "bad.json")
+        grids.read_grid_file(tmp_path / "bad.json")
 
 
 def test_local_runs_share_the_cores_without_oversubscribing(monkeypatch):
@@ -52,16 +53,16 @@ def test_local_runs_share_the_cores_without_oversubscribing(monkeypatch):
 
 
 def test_a_worker_without_the_sweep_folder_sends_the_run_back_as_bytes(tmp_path, tiny_dir, fake_papermill):
-    spec = sweep.RunSpec("s", "lr=0.001", {"data_dir": str(tiny_dir), "lr": 0.001}, ["03_ctc_training.ipynb"],
+    spec = worker.RunSpec("s", "lr=0.001", {"data_dir": str(tiny_dir), "lr": 0.001}, ["03_ctc_training.ipynb"],
                          reports_dir=str(tmp_path / "elsewhere"), token="t")
-    result = sweep.execute_run(spec, scratch_dir=tmp_path / "worker")
+    result = worker.execute_run(spec, scratch_dir=tmp_path / "worker")
     assert result.status == "finished"
     assert {"lr=0.001/params.json", "lr=0.001/metrics.json", "logs/lr=0.001.log"} <= set(result.files)
     assert not (tmp_path / "worker" / "s" / "lr=0.001").exists()  # the worker keeps no copy
-    sweep.unpack(result.files, tmp_path / "s", "lr=0.001")
+    worker.unpack(result.files, tmp_path / "s", "lr=0.001")
     assert json.loads((tmp_path / "s" / "lr=0.001" / "params.json").read_text())["status"] == "finished"
     with pytest.raises(ValueError, match="outside"):
-        sweep.unpack({"../../etc/x": b""}, tmp_path / "s", "x")
+        worker.unpack({"../../etc/x": b""}, tmp_path / "s", "x")
 
 
 def test_a_half_written_run_is_not_taken_for_a_finished_one(tmp_path):
@@ -150,17 +151,17 @@ def test_an_interrupted_sweep_resumes_without_doing_a_run_twice(tmp_path, sweep_
 
 def test_long_names_are_cut_the_same_way_every_time():
     sets = [{"data_dir": "/a/" + "x" * 200, "seed": 0}, {"data_dir": "/b/" + "x" * 200, "seed": 0}]
-    names = sweep.run_names(sets)
-    assert names == sweep.run_names(sets) and len(set(names)) == 2 and all(len(n) <= sweep.MAX_NAME for n in names)
+    names = grids.run_names(sets)
+    assert names == grids.run_names(sets) and len(set(names)) == 2 and all(len(n) <= grids.MAX_NAME for n in names)
 
 
 def test_a_set_on_the_defaults_is_named_so():
-    assert sweep.run_names([{"seed": 0}, {"seed": 0, "model": "crnn_large"}]) == ["defaults", "model=crnn_large"]
+    assert grids.run_names([{"seed": 0}, {"seed": 0, "model": "crnn_large"}]) == ["defaults", "model=crnn_large"]
 
 
 def test_a_run_sets_its_own_threads_where_dask_set_one(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a Dask worker process starts with
-    sweep.set_thread_variables(2)
+    worker.set_thread_variables(2)
     assert os.environ["OMP_NUM_THREADS"] == "2"
-    sweep.set_thread_variables(None)
+    worker.set_thread_variables(None)
     assert "OMP_NUM_THREADS" not in os.environ
