@@ -147,3 +147,54 @@ def test_a_huge_picture_is_refused_by_its_header_and_the_rest_are_read(tmp_path,
     rows = {row[0]: row for row in csv.reader(io.StringIO(out))}
     assert code == 1 and rows[str(tmp_path / "huge.png")][1:] == ["", ""] and rows[str(good)][2]
     assert "huge.png: 12000x9000 pixels" in err and "max_image_pixels" in err
+
+
+def test_list_and_optional_fields_become_options_from_their_types(tmp_path):
+    import argparse
+    from dataclasses import dataclass, field
+
+    from captcha_nb.cli import add_config_options, build_parser, config_field_types
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    args = train.parse_args(["--run-dir", "r", "--unlabelled", "a", "--unlabelled", "b", "--teacher", "ddddocr",
+                             "--alphabet", "0123", "--no-pseudo-labels"])
+    assert args.unlabelled == ["a", "b"] and args.teacher == "ddddocr" and args.alphabet == "0123"
+    assert args.pseudo_labels is False
+    assert train.parse_args(["--run-dir", "r"]).unlabelled == []
+    assert train.parse_args(["--run-dir", "r", "--teacher", "None"]).teacher is None
+
+    @dataclass
+    class Other:  # a config with a tuple-typed field is parsed by the same rules
+        run_dir: str = field(default="x", metadata={"help": "run folder"})
+        sizes: tuple[int, ...] = field(default=(), metadata={"help": "sizes"})
+
+    assert [kind for _, kind in config_field_types(Other)] == [str, tuple[int, ...]]
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, Other)
+    assert parser.parse_args(["--run-dir", "r", "--sizes", "3", "--sizes", "4"]).sizes == (3, 4)
+    assert parser.parse_args(["--run-dir", "r"]).sizes == ()
+
+
+def test_every_default_a_help_text_names_is_the_parsers_own():
+    """A help text that says "(default: X)" must name the default the parser really has."""
+    import re
+
+    from captcha_nb.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    checked = 0
+    for name, command in commands.items():
+        for action in command._actions:
+            said = re.search(r"\(default: ([^)]*)\)", action.help or "")
+            if not said or action.default is None:
+                continue
+            shown = said.group(1)
+            if isinstance(action.default, (list, tuple)):
+                assert all(str(item) in shown for item in action.default) or (not action.default and "none" in shown), \
+                    (name, action.dest, shown)
+            elif isinstance(action.default, bool):
+                continue  # --flag/--no-flag: argparse shows the state itself
+            else:
+                assert str(action.default) in shown, (name, action.dest, shown, action.default)
+            checked += 1
+    assert checked >= 15  # the test must have looked at the options, not skipped them all

@@ -20,6 +20,8 @@ MAX_STRENGTH = 3.0
 
 
 def option(default, help: str, **extra):
+    if isinstance(default, list):  # a list-valued field: each config gets its own list
+        return field(default_factory=lambda: list(default), metadata={"help": help, **extra})
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -30,22 +32,33 @@ class TrainConfig:
                                         "then download)", cli="--data")
     run_dir: str = option("runs/default", "new directory for model.pt, history.csv, metrics.json, split.json")
 
+    # The pool: pictures nobody labelled (core/pseudo.py). The data folder's pictures that its labels.csv does not
+    # name join it, and so does every folder given here.
+    unlabelled: list[str] = option([], "a folder of unlabelled pictures of the same style; repeat for several "
+                                       "(default: none)")
+    pseudo_labels: bool = option(True, "learn from the unlabelled pictures through pseudo-labels (core/pseudo.py)")
+    teacher: str | None = option(None, "an existing reader whose readings of the pool start training: 'ddddocr', or "
+                                       "a run folder or model.pt of ours (default: none)")
+    alphabet: str | None = option(None, "the characters the model may read; labels may add to them (default: the "
+                                        "labels' characters)")
+
     model: str = option("crnn", "a name from captcha_nb.core.model.MODELS")
     # Fine-tuning: the checkpoint's model, input rules and weights replace model, img_height, img_width, ink, crop
     # and locate; its alphabet grows by the new data's characters (core/warmstart.py).
-    init_from: str | None = option(None, "a trained model.pt to start from instead of from scratch (default: none)")
+    init_from: str | None = option(None, "a trained model.pt to fine-tune, instead of the synthetic start or scratch "
+                                         "(default: none)")
     # Transfer: the CNN and GRU start from the package's model of synthetic captchas in many fonts, while the run keeps
     # its own input rules and alphabet (core/warmstart.py, which holds the measurements behind the default).
     pretrained: bool | None = option(None, "start from the package's model of synthetic captchas (captcha_nb/"
                                            "pretrained/synthetic.pt) (default: yes when it fits the model and input)")
 
-    # Input geometry and pixels; see geometry.py for the rules that decide them from the data.
+    # Input geometry and pixels; see sources/input_rules.py for the rules that decide them from the data.
     img_height: int | None = option(None, "input height; default: decided from the images and labels")
     img_width: int | None = option(None, "input width; default: decided from the images and labels")
     ink: bool = option(True, "feed the model an ink map (colour distance from the background) instead of grey")
     crop: bool = option(True, "crop every picture to the band where the data set's ink is")
     locate: bool | None = option(None, "find the text in every picture and scale it to the input height "
-                                       "(default: decided from the data; see geometry.py)")
+                                       "(default: decided from the data; see sources/input_rules.py)")
     max_image_pixels: int = option(MAX_IMAGE_PIXELS, "refuse pictures with more pixels than this")
 
     # The budget. The learning rate follows the wall clock: warm-up, then the peak is held until the model first reads
@@ -131,6 +144,16 @@ class TrainConfig:
             raise ValueError(f"init_from={self.init_from!r} is not a checkpoint file")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ValueError(f"data_dir={self.data_dir!r} is not a directory")
+        if not isinstance(self.unlabelled, (list, tuple)) or not all(isinstance(d, str) for d in self.unlabelled):
+            raise ValueError(f"unlabelled={self.unlabelled!r} must be a list of folder paths")
+        for folder in self.unlabelled:
+            if not Path(folder).is_dir():
+                raise ValueError(f"unlabelled={folder!r} is not a directory")
+        if self.teacher is not None and self.teacher != "ddddocr" and not Path(self.teacher).exists():
+            raise ValueError(f"teacher={self.teacher!r} must be 'ddddocr', a run folder or a model.pt")
+        if self.alphabet is not None and (not isinstance(self.alphabet, str) or not self.alphabet
+                                          or len(set(self.alphabet)) != len(self.alphabet)):
+            raise ValueError(f"alphabet={self.alphabet!r} must be a non-empty string of distinct characters")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +165,3 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-
-def defaults() -> dict[str, Any]:
-    """Every field's default, for the notebooks' parameter test and the CLI."""
-    return {f.name: f.default for f in fields(TrainConfig)}

@@ -33,38 +33,7 @@ class DataError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Labels and the alphabet
-
-
-@dataclass(frozen=True)
-class Alphabet:
-    """The characters a model can emit. Class 0 is the CTC blank, so character i has class i + 1."""
-
-    chars: str
-
-    def __post_init__(self):
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError(f"alphabet {self.chars!r} repeats a character")
-
-    @classmethod
-    def from_labels(cls, labels: Sequence[str]) -> "Alphabet":
-        return cls("".join(sorted(set("".join(labels)))))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.chars) + 1
-
-    def can_encode(self, label: str) -> bool:
-        return all(c in self.chars for c in label)
-
-    def encode(self, label: str) -> list[int]:
-        missing = sorted({c for c in label if c not in self.chars})
-        if missing:
-            raise ValueError(f"label {label!r} has characters {missing} that are not in the alphabet {self.chars!r}")
-        return [self.chars.index(c) + 1 for c in label]
-
-    def decode(self, classes: Sequence[int]) -> str:
-        return "".join(self.chars[c - 1] for c in classes if c > 0)
+# Labels
 
 
 def read_labels(data_dir: Path) -> list[tuple[Path, str]]:
@@ -282,17 +251,26 @@ class CaptchaSet:
 
 
 def load_dataset(
-    data_dir: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS, progress: bool = False
+    data_dir: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS, progress: bool = False,
+    allow_empty: bool = False,
 ) -> CaptchaSet:
     """List every usable picture of a directory with its label and size, from the file headers.
 
     Files that are not images, or declare too many pixels, are named in a warning and skipped; the pixels are decoded
-    later, at the model's size, by `CaptchaSet.tensor`.
+    later, at the model's size, by `CaptchaSet.tensor`. `allow_empty` lets a folder with no label at all through
+    (a run whose teacher labels its pool).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist")
     pairs = read_labels(data_dir)
+    dataset = _with_sizes(pairs, max_pixels, progress)
+    if not len(dataset) and not allow_empty:
+        raise DataError(f"data directory {data_dir} has no usable images (found {len(pairs)} candidate files)")
+    return dataset
+
+
+def _with_sizes(pairs: Sequence[tuple[Path, str]], max_pixels: int, progress: bool) -> CaptchaSet:
     paths, labels, sizes = [], [], []
     for path, label in tqdm(pairs, desc="reading headers", unit="img", disable=not progress, leave=False):
         try:
@@ -305,9 +283,27 @@ def load_dataset(
             continue
         paths.append(path)
         labels.append(label)
-    if not labels:
-        raise DataError(f"data directory {data_dir} has no usable images (found {len(pairs)} candidate files)")
     return CaptchaSet(paths, labels, sizes, max_pixels, progress)
+
+
+def pictures_in(folder: Path) -> list[Path]:
+    """The picture files of a folder, by name, without descending into sub-folders."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_pool(folders: Sequence[str | os.PathLike], labelled: Sequence[Path] = (), max_pixels: int = MAX_IMAGE_PIXELS,
+              progress: bool = False) -> CaptchaSet:
+    """The unlabelled pictures of the given folders, every file that `labelled` does not name, as a set whose labels
+    are empty. Headers only, like `load_dataset`: the pixels are decoded once, at the model's size, by `tensor`."""
+    taken = {Path(p).resolve() for p in labelled}
+    paths = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"unlabelled folder {folder} does not exist")
+        paths.extend(p for p in pictures_in(folder) if p.resolve() not in taken)
+    return _with_sizes([(p, "") for p in dict.fromkeys(paths)], max_pixels, progress)
 
 
 def fingerprint(paths: Sequence[Path]) -> str:
@@ -384,19 +380,6 @@ def load_split(path: str | os.PathLike) -> dict:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Batches
-
-
-def encode_targets(labels: Sequence[str], alphabet: Alphabet) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenated class indices and per-label lengths, the form CTC loss takes for variable-length labels."""
-    encoded = [alphabet.encode(label) for label in labels]
-    targets = torch.tensor([c for e in encoded for c in e], dtype=torch.long)
-    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-    return targets, lengths
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels to the model's float input in [-1, 1]."""
-    return images.float().div_(127.5).sub_(1.0)
 
 
 def iterate_batches(

@@ -17,11 +17,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from captcha_nb.core.rundir import RunDir
+
 RUN_ENV = "CAPTCHA_NB_INSPECT_RUN"
 DATA_ENV = "CAPTCHA_NB_INSPECT_DATA"
 APP_NOTEBOOK = Path(__file__).with_name("inspector_app.ipynb")
 LABEL_IMAGES_ENV = "CAPTCHA_NB_LABEL_IMAGES"
 LABEL_RUN_ENV = "CAPTCHA_NB_LABEL_RUN"
+LABEL_TEACHER_ENV = "CAPTCHA_NB_LABEL_TEACHER"
+LABEL_ALPHABET_ENV = "CAPTCHA_NB_LABEL_ALPHABET"
 LABEL_NOTEBOOK = Path(__file__).with_name("labelling_app.ipynb")
 DEFAULT_PORT = 8866
 
@@ -49,7 +53,7 @@ def inspector_for_app():
         recogniser, val_set, _ = workspace.held_out(run_path, data_dir)
         note = ""
     else:
-        recogniser, val_set = load_model(run_path / "model.pt"), CaptchaSet([], [], [])
+        recogniser, val_set = load_model(RunDir(run_path).model), CaptchaSet([], [], [])
         note = (f"<p style='color:#c0392b'>The run's validation images were expected in "
                 f"<code>{html.escape(str(expected))}</code>, which is not on this machine. Start the app with "
                 f"<code>--data DIR</code> (the folder that holds them) to browse them; your own captchas can be read "
@@ -68,9 +72,11 @@ def labeller_for_app():
     from captcha_nb.views.labelling import Labeller
 
     folder = Path(os.environ[LABEL_IMAGES_ENV])
-    run = os.environ.get(LABEL_RUN_ENV)
-    labeller = Labeller(folder, load_model(Path(run) / "model.pt") if run else None)
-    model = f" · readings pre-filled by <code>{run}</code>" if run else ""
+    run, teacher = os.environ.get(LABEL_RUN_ENV), os.environ.get(LABEL_TEACHER_ENV)
+    reader = labelling_teacher(teacher, os.environ.get(LABEL_ALPHABET_ENV, "")) if teacher and not run else None
+    labeller = Labeller(folder, load_model(RunDir(run).model) if run else None, reader)
+    source = run or (teacher if reader else None)
+    model = f" · readings pre-filled by <code>{source}</code>" if source else ""
     title = widgets.HTML(f"<h2>captcha_nb labelling</h2><p><code>{folder}</code>{model}</p>")
     return widgets.VBox([title, labeller.widget])
 
@@ -112,8 +118,21 @@ def serve(run_dir: str | None, port: int | None = None, data_dir: str | None = N
     return run_voila(APP_NOTEBOOK, env, port, f"inspector for {run_path}")
 
 
-def serve_labelling(images: str, run_dir: str | None = None, port: int | None = None) -> int:
-    """Start Voilà on the labelling app; the folder and the run are checked here, before anything is served."""
+def labelling_teacher(name: str, alphabet: str):
+    """The teacher that pre-fills the labelling app when there is no run yet, reading only `alphabet`'s characters."""
+    from captcha_nb.core.device import select_device
+    from captcha_nb.core.labels import Alphabet
+    from captcha_nb.core.teacher import open_teacher
+
+    if not alphabet:
+        raise ValueError(f"--teacher {name}: name the characters the captchas use with --alphabet")
+    return open_teacher(name, Alphabet("".join(sorted(set(alphabet)))), select_device("auto"))
+
+
+def serve_labelling(images: str, run_dir: str | None = None, port: int | None = None, teacher: str | None = None,
+                    alphabet: str | None = None) -> int:
+    """Start Voilà on the labelling app; the folder, the run and the teacher are checked here, before anything is
+    served. A run's readings win over a teacher's."""
     from captcha_nb.views import workspace
 
     folder = Path(images).resolve()
@@ -122,6 +141,9 @@ def serve_labelling(images: str, run_dir: str | None = None, port: int | None = 
     env = {LABEL_IMAGES_ENV: str(folder)}
     if run_dir:
         env[LABEL_RUN_ENV] = str(workspace.trained_run(run_dir).resolve())
+    elif teacher:
+        labelling_teacher(teacher, alphabet or "")  # one clear error now rather than a broken app
+        env.update({LABEL_TEACHER_ENV: teacher, LABEL_ALPHABET_ENV: alphabet or ""})
     return run_voila(LABEL_NOTEBOOK, env, port, f"labelling {folder}")
 
 

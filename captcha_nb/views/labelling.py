@@ -1,7 +1,7 @@
 """The labelling loop's widget: one unlabelled captcha at a time, keyboard first, every label on disk at once.
 
-With a trained run, every unlabelled picture is read by the model first: its reading is pre-filled and the least
-confident come first, so a person's time goes where the model is unsure; the most confident can be looked over in a
+With a trained run, or before there is one a teacher (ddddocr, `label --teacher ddddocr`), every unlabelled picture
+is read first: its reading is pre-filled and the least confident come first, so a person's time goes where the model is unsure; the most confident can be looked over in a
 grid and accepted together. Keys, in the text box: Enter saves what is typed, Enter on an empty box skips the
 picture, and `<` then Enter undoes the last save (the buttons do the same). Saved labels go to the folder's
 labels.csv through `LabelStore`, which forces each to disk before the next picture shows.
@@ -66,8 +66,8 @@ def thumbnail_png(path: Path, height: int = 60) -> bytes:
 
 
 class Labeller:
-    def __init__(self, folder: str | Path, recogniser: Recogniser | None = None):
-        self.recogniser = recogniser
+    def __init__(self, folder: str | Path, recogniser: Recogniser | None = None, teacher=None):
+        self.recogniser, self.teacher = recogniser, teacher  # a teacher: core.teacher's, reading files
         self.store = LabelStore.open(folder, recogniser.alphabet.chars if recogniser else None)
         self.readings: dict[str, tuple[str, float]] = {}
         self.queue = self.ranked(self.store.unlabelled())
@@ -96,7 +96,7 @@ class Labeller:
         keys = widgets.HTML(f"<small>Enter saves · empty Enter skips · <code>{UNDO_KEY}</code> Enter undoes the last "
                             "save · every save is in labels.csv at once</small>")
         parts = [self.counter, self.picture, widgets.HBox([self.text, save, skip, undo]), self.note, keys]
-        if recogniser is not None:
+        if recogniser is not None or teacher is not None:
             parts += [widgets.HTML("<h4>Confident readings</h4>"), self.grid, accept]
         self.widget = widgets.VBox(parts)
         self.show()
@@ -112,7 +112,12 @@ class Labeller:
         loop.call_later(SUBMIT_DELAY_SECONDS, action)
 
     def ranked(self, paths: list[Path]) -> list[Path]:
-        """Least confident first when a model reads them; otherwise in name order."""
+        """Least confident first when a model or a teacher reads them; otherwise in name order."""
+        if self.teacher is not None and paths:
+            for path, reading in zip(paths, self.teacher.read(paths)):
+                if reading is not None:
+                    self.readings[path.name] = (reading.text, reading.confidence)
+            return sorted(paths, key=lambda p: self.readings.get(p.name, ("", 2.0))[1])
         if self.recogniser is None or not paths:
             return paths
         readable = []

@@ -7,19 +7,21 @@ import torch
 
 from captcha_nb import project_relative
 from captcha_nb.core.config import TrainConfig
+from captcha_nb.core.device import select_device
 from captcha_nb.core.engine import (
     HISTORY_COLUMNS,
+    Progress,
     RunExistsError,
-    TrainingData,
-    evaluate,
+    Training,
     fit,
-    select_device,
     train_one_epoch,
 )
+from captcha_nb.core.evaluation import evaluate
+from captcha_nb.core.labels import Alphabet
 from captcha_nb.core.model import build_model
+from captcha_nb.core.prepare import TrainingData
 from captcha_nb.core.schedule import learning_rate
 from captcha_nb.sources import synth
-from captcha_nb.sources.data import Alphabet
 from captcha_nb.sources.geometry import InputSpec
 
 
@@ -72,8 +74,9 @@ def test_training_reduces_the_loss_on_a_tiny_set(tiny_dir):
     before = evaluate(model, images, dataset.labels, alphabet).loss
     generator = torch.Generator().manual_seed(0)
     config = TrainConfig(batch_size=8, progress=False)
+    run = Training(config, tiny_dir, data, model, optimizer, None, torch.device("cpu"), Progress(), "crnn")
     for _ in range(4):
-        train_one_epoch(model, optimizer, data, config, generator, schedule=lambda fraction: 3e-3)
+        train_one_epoch(run, generator, schedule=lambda fraction: 3e-3)
     assert evaluate(model, images, dataset.labels, alphabet).loss < before
 
 
@@ -189,7 +192,7 @@ def test_three_way_split_scores_the_test_images_once_at_the_end(tmp_path):
 
 
 def test_the_best_checkpoint_prefers_accuracy_then_loss():
-    from captcha_nb.core.engine import Evaluation
+    from captcha_nb.core.evaluation import Evaluation
     from captcha_nb.core.schedule import better
 
     def ev(acc, loss):
@@ -201,7 +204,8 @@ def test_the_best_checkpoint_prefers_accuracy_then_loss():
 
 
 def test_convergence_stops_a_run_only_after_it_has_started_reading():
-    from captcha_nb.core.engine import Evaluation, Progress
+    from captcha_nb.core.engine import Progress
+    from captcha_nb.core.evaluation import Evaluation
     from captcha_nb.core.schedule import stop_reason
 
     config = TrainConfig(patience_fraction=0.25)
@@ -305,14 +309,15 @@ def test_pretrained_transfer_matches_rows_by_character_and_skips_what_the_height
 
 
 def test_a_run_can_start_pretrained_and_says_so(tmp_path, tiny_dir, trained_run, monkeypatch):
-    from captcha_nb.core import engine
+    from captcha_nb.core import start
 
     # The shipped checkpoint is stood in for by the tiny run's, so the test does not depend on the committed file.
-    monkeypatch.setattr(engine, "read_pretrained",
-                        lambda name: engine.read_warm_start(trained_run.run_dir / "model.pt"))
+    monkeypatch.setattr(start, "read_pretrained",
+                        lambda name: start.read_warm_start(trained_run.run_dir / "model.pt"))
     config = TrainConfig(data_dir=str(tiny_dir), run_dir=str(tmp_path / "pre"), pretrained=True, epochs=1,
                          batch_size=8, progress=False, val_fraction=0.25, max_minutes=5)
     metrics = fit(config).metrics
     assert metrics["pretrained"] and metrics["pretrained_tensors"] > 0 and metrics["init_from"] is None
+    assert metrics["start"] == "pretrained"
     scratch = fit(TrainConfig(**{**config.to_dict(), "run_dir": str(tmp_path / "scratch"), "pretrained": False}))
-    assert scratch.metrics["pretrained"] is None
+    assert scratch.metrics["pretrained"] is None and scratch.metrics["start"] == "scratch"

@@ -5,22 +5,10 @@ import torch
 from PIL import Image
 
 from captcha_nb.sources import data, download, synth
-from captcha_nb.sources.data import Alphabet, DataError
-from captcha_nb.sources.geometry import InputSpec, decide_input_spec
-
-
-def test_alphabet_reserves_class_zero_for_blank():
-    alphabet = Alphabet.from_labels(["b2a", "22c"])
-    assert alphabet.chars == "2abc"
-    assert alphabet.num_classes == 5
-    assert alphabet.encode("a2") == [2, 1]
-    assert alphabet.decode([2, 0, 1]) == "a2"
-
-
-def test_alphabet_names_unknown_characters():
-    with pytest.raises(ValueError, match="Z"):
-        Alphabet("abc").encode("aZ")
-    assert not Alphabet("abc").can_encode("aZ")
+from captcha_nb.core.labels import Alphabet
+from captcha_nb.sources.data import DataError
+from captcha_nb.sources.geometry import InputSpec
+from captcha_nb.sources.input_rules import decide_input_spec
 
 
 def test_labels_come_from_file_stems(tiny_dir):
@@ -150,7 +138,7 @@ def test_unicode_labels_from_a_utf8_labels_csv(tmp_path):
 def test_other_captcha_styles_load_with_an_input_decided_from_them(tmp_path, alphabet, length, size, grey):
     synth.generate(tmp_path, 12, alphabet=alphabet, length=length, size=size, seed=3, grey=grey)
     dataset = data.load_dataset(tmp_path)
-    spec = decide_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(12)).spec
+    spec = decide_input_spec(dataset.sizes, dataset.labels, dataset.sample_images(12), time_stride=4).spec
     assert 20 <= spec.width / max(len(label) for label in dataset.labels) <= 48
     assert set("".join(dataset.labels)) <= set(alphabet)
     assert dataset.tensor(spec).shape == (12, 1, spec.height, spec.width)
@@ -185,13 +173,31 @@ def test_split_round_trips_through_json(tmp_path):
         data.load_split(tmp_path / "missing.json")
 
 
-def test_targets_are_concatenated_with_lengths():
-    targets, lengths = data.encode_targets(["ab", "b"], Alphabet("ab"))
-    assert targets.tolist() == [1, 2, 2] and lengths.tolist() == [2, 1]
-
-
 def test_fingerprint_changes_with_content(tmp_path):
     Image.new("RGB", (8, 8), "white").save(tmp_path / "a.png")
     before = data.fingerprint([tmp_path / "a.png"])
     Image.new("RGB", (8, 8), "black").save(tmp_path / "a.png")
     assert data.fingerprint([tmp_path / "a.png"]) != before
+
+
+def test_the_pool_is_every_picture_the_labels_do_not_name(tmp_path, tiny_dir):
+    import shutil
+
+    from captcha_nb.sources.data import load_dataset, load_pool
+
+    folder, other = tmp_path / "half", tmp_path / "other"
+    folder.mkdir()
+    other.mkdir()
+    pictures = sorted(tiny_dir.glob("*.png"))
+    for i, picture in enumerate(pictures[:5]):
+        shutil.copy(picture, folder / f"{i}.png")
+    (folder / "labels.csv").write_text("filename,label\n0.png,abcd\n1.png,dcba\n")
+    shutil.copy(pictures[6], other / "0.png")  # the same name in another folder is another picture
+    (other / "huge.png").write_bytes(b"\x89PNG not really")
+    labelled = load_dataset(folder)
+    with pytest.warns(UserWarning, match="huge.png"):
+        pool = load_pool([folder, other], labelled.paths)
+    assert sorted(str(p.relative_to(tmp_path)) for p in pool.paths) == ["half/2.png", "half/3.png", "half/4.png",
+                                                                        "other/0.png"]
+    assert pool.labels == [""] * 4
+    assert pool.tensor(InputSpec(32, 96)).dtype == torch.uint8

@@ -26,7 +26,7 @@ class ReadsByName:
     """A stand-in model whose reading and confidence of each picture are fixed, so the ranking can be checked."""
 
     def __init__(self, confidences):
-        from captcha_nb.sources.data import Alphabet
+        from captcha_nb.core.labels import Alphabet
 
         self.alphabet = Alphabet("abcd23")
         self.confidences = confidences
@@ -60,6 +60,22 @@ def test_a_character_outside_the_runs_alphabet_is_saved_with_a_note(folder):
     labeller = Labeller(folder, ReadsByName([0.5] * 8))
     labeller.submit("zz")
     assert "zz" in LabelStore.open(folder).labels.values() and "not in the run's alphabet" in labeller.note.value
+
+
+def test_with_no_run_ddddocr_prefills_the_first_labels(folder, tmp_path, monkeypatch):
+    pytest.importorskip("ddddocr")
+    from captcha_nb.core import teacher
+    from captcha_nb.views.app import labelling_teacher
+
+    monkeypatch.setattr(teacher, "CACHE_DIR", tmp_path / "cache")
+    with pytest.raises(ValueError, match="--alphabet"):
+        labelling_teacher("ddddocr", "")
+    reader = teacher.DdddocrTeacher(teacher.Alphabet("abcd23"), cache_dir=tmp_path / "cache")
+    labeller = Labeller(folder, teacher=reader)
+    confidences = [labeller.readings[p.name][1] for p in labeller.queue]
+    assert len(confidences) == 8 and confidences == sorted(confidences)
+    assert labeller.text.value == labeller.readings[labeller.current.name][0]  # pre-filled with the teacher's reading
+    assert LabelStore.open(folder).labels == {}  # nothing is saved until a person says so
 
 
 def test_when_everything_is_done_the_box_is_disabled(folder):

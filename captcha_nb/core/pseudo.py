@@ -1,0 +1,200 @@
+"""Learning from the pictures nobody labelled: the pool, its pseudo-labels, and the rounds that renew them.
+
+The pool is every unlabelled picture of the run (the data folder's pictures its labels.csv does not name, and every
+`unlabelled` folder), decoded once at the input size like the labelled ones. Its pseudo-labels come from two
+readers: a teacher before training (round 0, `core/teacher.py`), and then the run's own judged model (its weights'
+moving average when that reads better) in rounds spread over the budget. A reading joins training only above a
+confidence threshold measured each round on the labelled validation pictures: the lowest confidence at which the
+model's validation readings are still PRECISION_TARGET right. Pseudo-labelled pictures train like labelled ones,
+under the same augmentation (a weak view read, the augmented view learnt, as in self-training). Validation and test
+only ever use human labels, unless there are none (then the teacher's readings, and the run says so).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from captcha_nb.core.ctc import greedy_decode
+from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.model import batched_logits
+from captcha_nb.sources.data import CaptchaSet, iterate_batches
+from captcha_nb.sources.files import atomic_write
+
+# Readings are kept above the lowest confidence at which this share of the validation readings is right.
+PRECISION_TARGET = 0.97
+# A precision needs this many readings above the threshold to be measured at all; below it FALLBACK_THRESHOLD holds.
+MIN_READINGS = 20
+# The issue's probes (reports/BENCHMARKS.md, "The unlabelled pool"): our readings at confidence >= 0.9 were 96-97 %
+# right on captcha_images_v2 and securimage.
+FALLBACK_THRESHOLD = 0.9
+# Never below this: under it a greedy reading is as likely to be another text as this one.
+MIN_THRESHOLD = 0.5
+# The run's model reads the pool again after each such share of the budget, once it reads validation pictures.
+ROUND_EVERY = 0.2
+# An epoch takes at most this many pseudo-labelled pictures per labelled one (and at least POOL_ROWS_MIN), so that a
+# pool ten times the labels does not make epochs, and so the judging of checkpoints, ten times rarer.
+POOL_SHARE = 2.0
+POOL_ROWS_MIN = 512
+
+PSEUDO_COLUMNS = ["picture", "reading", "confidence", "round", "source"]
+
+
+@dataclass
+class PseudoLabel:
+    text: str
+    confidence: float
+    round: int
+    source: str
+
+
+def confidence_threshold(confidences: Sequence[float], correct: Sequence[bool]) -> tuple[float, str]:
+    """The lowest confidence above which readings are PRECISION_TARGET right, and how it was found."""
+    ranked = sorted(zip(confidences, correct), key=lambda pair: -pair[0])
+    best, right = None, 0
+    for count, (confidence, ok) in enumerate(ranked, start=1):
+        right += ok
+        if count >= MIN_READINGS and right / count >= PRECISION_TARGET:
+            best = confidence
+    if best is None:
+        if len(ranked) >= MIN_READINGS:
+            return 1.0, (f"no confidence level of {len(ranked)} labelled readings is {PRECISION_TARGET:.0%} right: "
+                         f"nothing kept")
+        return FALLBACK_THRESHOLD, f"{len(ranked)} labelled readings cannot measure it (< {MIN_READINGS}): fallback"
+    return max(best, MIN_THRESHOLD), f"{PRECISION_TARGET:.0%} of {len(ranked)} labelled readings right above it"
+
+
+@dataclass
+class Pool:
+    """The unlabelled pictures, their decoded input and their current pseudo-labels (by row)."""
+
+    pictures: CaptchaSet
+    x: torch.Tensor
+    labels: dict[int, PseudoLabel] = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def adopt(self, readings: Sequence, threshold: float, round_number: int, source: str) -> int:
+        """Take every reading (text, confidence; None for none) at or above the threshold as the picture's label;
+        a picture this round does not read confidently keeps an earlier round's label."""
+        kept = 0
+        for row, reading in enumerate(readings):
+            if reading is not None and reading.text and reading.confidence >= threshold:
+                self.labels[row] = PseudoLabel(reading.text, float(reading.confidence), round_number, source)
+                kept += 1
+        return kept
+
+    def epoch_rows(self, n_labelled: int, generator: torch.Generator) -> list[int]:
+        """The pseudo-labelled rows one epoch trains on: all of them, or a fresh random draw of POOL_SHARE per
+        labelled picture."""
+        rows = sorted(self.labels)
+        limit = max(POOL_ROWS_MIN, round(POOL_SHARE * n_labelled))
+        if len(rows) <= limit:
+            return rows
+        chosen = torch.randperm(len(rows), generator=generator)[:limit]
+        return [rows[i] for i in chosen.tolist()]
+
+    def state(self) -> dict:
+        return {"labels": {row: label.__dict__ for row, label in self.labels.items()}, "rounds": self.rounds}
+
+    def load_state(self, state: dict) -> None:
+        self.labels = {int(row): PseudoLabel(**label) for row, label in state["labels"].items()}
+        self.rounds = list(state["rounds"])
+
+    def summary(self) -> dict:
+        """What metrics.json records: the pool's size and every round's threshold and count."""
+        return {"pictures": len(self), "in_use": len(self.labels), "rounds": self.rounds}
+
+    def write(self, path: Path) -> None:
+        """pseudo_labels.csv: every picture that has a pseudo-label now, never the user's labels.csv."""
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(PSEUDO_COLUMNS)
+                for row in sorted(self.labels):
+                    label = self.labels[row]
+                    writer.writerow([str(self.pictures.paths[row]), label.text, f"{label.confidence:.4f}",
+                                     label.round, label.source])
+
+        atomic_write(path, write)
+
+
+class TrainingBatches:
+    """One epoch's shuffled batches of (uint8 pictures, labels): every labelled training picture and the pool's
+    pseudo-labelled share (Pool.epoch_rows), mixed in the same batches. Pictures are gathered a batch at a time, so
+    an epoch costs no copy of the pool."""
+
+    def __init__(self, train_x: torch.Tensor, train_labels: list[str], pool: Pool | None, batch_size: int,
+                 generator: torch.Generator):
+        self.train_x, self.pool = train_x, pool
+        self.pool_rows = pool.epoch_rows(len(train_labels), generator) if pool else []
+        self.labels = list(train_labels) + [pool.labels[row].text for row in self.pool_rows]
+        self.batches = list(iterate_batches(len(self.labels), batch_size, shuffle=True, generator=generator))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        n_train, pool_index = len(self.train_x), torch.tensor(self.pool_rows, dtype=torch.long)
+        for rows in self.batches:
+            own, pooled = rows[rows < n_train], rows[rows >= n_train] - n_train
+            images = self.train_x[own]
+            if len(pooled):  # the pool stays on the CPU; a batch of it joins the training pictures' device
+                images = torch.cat([images, self.pool.x[pool_index[pooled]].to(images.device)])
+            yield images, [self.labels[i] for i in own.tolist() + (pooled + n_train).tolist()]
+
+
+@dataclass
+class OwnReading:
+    text: str
+    confidence: float
+
+
+def read_pool(net: torch.nn.Module, pool: Pool, alphabet: Alphabet) -> list[OwnReading]:
+    """The model's greedy readings of every pool picture, in one batched forward pass."""
+    decodings = greedy_decode(batched_logits(net, pool.x).softmax(-1)) if len(pool) else []
+    return [OwnReading(alphabet.decode(d.classes), d.confidence) for d in decodings]
+
+
+def due(pool: Pool | None, progress, budget: float, config, by_teacher: bool = False) -> bool:
+    """Whether the run's model should read the pool (and, `by_teacher`, the teacher-labelled pictures) now: it reads
+    validation pictures, half a round has passed since the end of the plateau or a whole one since the last round,
+    and a tenth of the budget is left to learn from it."""
+    if pool is None or not (len(pool) or by_teacher) or not config.pseudo_labels or progress.plateau_seconds is None:
+        return False
+    own = [r["at_seconds"] for r in pool.rounds if r["source"] == "self"]
+    wait = ROUND_EVERY * budget if own else ROUND_EVERY * budget / 2
+    since = progress.elapsed - (own[-1] if own else progress.plateau_seconds)
+    return since >= wait and budget - progress.elapsed >= 0.1 * budget
+
+
+def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: Alphabet, elapsed: float,
+                        teacher_labelled: CaptchaSet | None = None, teacher_x: torch.Tensor | None = None) -> dict:
+    """One round: the judged model reads the pool; its readings above the threshold its validation readings set
+    become the pseudo-labels. With no human label, the training pictures' labels are the teacher's readings: the
+    model reads them too and its confident readings replace the teacher's (a student that reads better than its
+    teacher corrects it). Returns the round's record."""
+    correct = [p == t for p, t in zip(evaluation.predictions, evaluation.truths)]
+    threshold, how = confidence_threshold(evaluation.confidences, correct)
+    readings = read_pool(net, pool, alphabet)
+    number = len(pool.rounds)
+    kept = pool.adopt(readings, threshold, number, "self")
+    record = {"round": number, "source": "self", "at_seconds": round(elapsed, 1), "threshold": round(threshold, 4),
+              "threshold_rule": how, "read": len(readings), "kept": kept, "in_use": len(pool.labels)}
+    if teacher_labelled is not None and len(teacher_labelled):
+        decodings = greedy_decode(batched_logits(net, teacher_x).softmax(-1))
+        revised = 0
+        for row, decoding in enumerate(decodings):
+            text = alphabet.decode(decoding.classes)
+            if text and decoding.confidence >= threshold and text != teacher_labelled.labels[row]:
+                teacher_labelled.labels[row] = text
+                revised += 1
+        record["teacher_labels_revised"] = revised
+    pool.rounds.append(record)
+    return record
