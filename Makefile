@@ -42,7 +42,8 @@ bench: $(STAMP)
 
 ## make bench-styles: the default recipe on every captcha style in the shared folder, same budget each
 ## (benchmarks/styles.py's docstring); results in reports/benchmarks/styles-<date>/ and reports/BENCHMARKS.md.
-STYLE_DATA ?= $(wildcard ../shared/data ../shared/data/styles)
+# Without the shared folder, the styles `python -m captcha_nb download --style all` rebuilt into data/styles.
+STYLE_DATA ?= $(or $(wildcard ../shared/data ../shared/data/styles),data data/styles)
 bench-styles: $(STAMP)
 	$(PY) benchmarks/styles.py --data $(STYLE_DATA) --publish
 

@@ -197,13 +197,26 @@ def cmd_download(args) -> int:
     from captcha_nb import DATA_ROOT
     from captcha_nb.sources.download import download_dataset
 
+    if args.style:
+        from captcha_nb.sources.styles import read_sources, rebuild_style, style_names
+
+        sources = read_sources()
+        for style in style_names(sources) if args.style == "all" else [args.style]:
+            for folder in rebuild_style(style, Path(args.dest) if args.dest else DATA_ROOT / "styles",
+                                        args.source_root, sources):
+                print(folder)
+        return 0
     print(download_dataset(Path(args.dest) if args.dest else DATA_ROOT))
     return 0
 
 
 def add_download(sub) -> None:
-    p = sub.add_parser("download", help="download captcha_images_v2")
-    p.add_argument("--dest", help="parent directory (default: the project's data/)")
+    p = sub.add_parser("download", help="download captcha_images_v2, or rebuild a shared captcha style (--style)")
+    p.add_argument("--dest", help="parent directory (default: the project's data/, or data/styles/ with --style)")
+    p.add_argument("--style", help="rebuild this style's _train, _test and _unlabelled folders from their public "
+                                   "sources, every file checked against its sha256; 'all' for every style")
+    p.add_argument("--source-root", help="a local mirror laid out as ROOT/<repository>/<commit>/<path>, instead of "
+                                         "the repositories' raw files")
     p.set_defaults(func=cmd_download)
 
 
