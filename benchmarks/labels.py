@@ -101,12 +101,15 @@ def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[t
 def main(argv: list[str] | None = None) -> Path:
     parser = benchmark_parser(__doc__.splitlines()[0], "labels", minutes=2.0,
                               quick="one tiny synthetic style, seconds per run")
-    parser.add_argument("--counts", type=int, nargs="*", default=[50, 100, 200, 400],
+    parser.add_argument("--counts", type=int, nargs="*", default=[0, 50, 100, 200, 400],
                         help="labelled training images per run (the whole pool is added as 'all'; 0: the teacher "
                              "alone)")
     parser.add_argument("--all", action=argparse.BooleanOptionalAction, default=True,
                         help="add a run on every labelled picture of the style (default: yes)")
-    parser.add_argument("--starts", nargs="*", default=["scratch", "pretrained"], choices=list(STARTS))
+    parser.add_argument("--starts", nargs="*", default=["scratch", "pretrained", "teacher"], choices=list(STARTS),
+                        help="scratch and pretrained: the labels alone; pool: with the unlabelled pictures; teacher: "
+                             "with them and ddddocr, trusted as far as the rule lets it (default: scratch pretrained "
+                             "teacher)")
     args = parser.parse_args(argv)
 
     out, stamp = output_folder(args.out, "labels")
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         roots = [Path(d) for d in args.data]
     minutes, seeds, counts = (0.05, [0], [20]) if args.quick else (args.minutes, args.seeds, args.counts)
+    starts = ["scratch", "pretrained", "pool"] if args.quick else args.starts
     styles = chosen_styles(roots, args.styles)
 
     rows = []
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> Path:
                 unlabelled = [write_folder(out / "folders" / f"{style}-rest-n{count}-seed{seed}", rest, False)] \
                     if rest and count else []
                 unlabelled += [extra] if extra.is_dir() else []
-                for start in args.starts if count else [s for s in args.starts if s == "teacher"]:
+                for start in starts if count else [s for s in starts if s == "teacher"]:
                     # With no label the teacher needs to be told the style's symbols, as a user would.
                     options = STARTS[start] + (("--alphabet", chars) if start == "teacher" else ())
                     if start in WITH_POOL:

@@ -96,15 +96,20 @@ def test_benchmark_sections_replace_only_their_own(tmp_path):
     assert "new a" in text and "old a" not in text and "old b" in text and "new c" in text and "intro" in text
 
 
-def test_quick_label_benchmark_trains_each_count_from_scratch_and_pretrained(tmp_path):
+def test_quick_label_benchmark_trains_each_count_from_scratch_pretrained_and_with_the_pool(tmp_path):
     labels = load_script("labels")
     out = labels.main(["--quick", "--out", str(tmp_path / "l")])
     payload = json.loads((out / "results.json").read_text())
     runs = {(r["labelled"], r["start"]): r for r in payload["results"]}
-    # 60 pictures, 9 held out as the test folder: 20 labelled, then the whole pool of 51; each started both ways.
-    assert set(runs) == {(20, "scratch"), (20, "pretrained"), (51, "scratch"), (51, "pretrained")}
-    assert all(r["status"] == "finished" and r["n_test"] == 9 for r in runs.values())
-    assert {r["n_train"] + r["n_val"] for r in runs.values()} == {20, 51}
+    # 60 pictures, 9 held out as the test folder: 20 labelled, then the whole pool of 51; each started three ways.
+    # ddddocr's zero-shot reading of the test folder stands beside them, as a user would call it.
+    assert set(runs) == {(0, "ddddocr zero-shot"), *((n, s) for n in (20, 51) for s in ("scratch", "pretrained", "pool"))}
+    trained = {key: r for key, r in runs.items() if key[1] != "ddddocr zero-shot"}
+    assert all(r["status"] == "finished" and r["n_test"] == 9 for r in trained.values())
+    assert {r["n_train"] + r["n_val"] for r in trained.values()} == {20, 51}
+    pooled = json.loads((out / "runs" / "plain-n20-seed0-pool" / "metrics.json").read_text())
+    alone = json.loads((out / "runs" / "plain-n20-seed0-pretrained" / "metrics.json").read_text())
+    assert pooled["pool"]["pictures"] == 51 - 20 and alone["pool"]["pictures"] == 0
     pretrained = json.loads((out / "runs" / "plain-n20-seed0-pretrained" / "metrics.json").read_text())
     assert pretrained["pretrained"] and pretrained["pretrained_tensors"] > 0
     assert (out / "plot.png").stat().st_size > 1000 and not (out / "folders").exists()

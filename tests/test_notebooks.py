@@ -197,6 +197,7 @@ def test_labelling_notebook_records_the_folder_it_shows(trained_run, tiny_dir, t
         progress_bar=False, parameters={"images_dir": str(folder), "run_dir": str(trained_run.run_dir)})
     found = read_records(executed)
     assert (found["images"], found["labelled"], found["to_label"], found["prefilled"]) == (5, 0, 5, 5)
+    assert found["doubtful_pseudo_labels"] == 0  # the tiny run had no pool
 
 
 def test_the_notebooks_resolve_data_like_make_run(monkeypatch, tmp_path):

@@ -34,6 +34,7 @@ from captcha_nb.sources.data import (
     load_dataset,
     load_pool,
     load_split,
+    read_labels,
     save_split,
     split_names,
 )
@@ -113,7 +114,11 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
     else:
         dataset = load_dataset(data_dir, config.max_image_pixels, config.progress, allow_empty=bool(config.teacher))
     wanted = config.pseudo_labels or config.teacher
-    pool = load_pool([data_dir, *config.unlabelled] if wanted else [], dataset.paths, config.max_image_pixels,
+    # Every picture the labels name is theirs, even one that failed to decode (it was named in a warning already).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load_dataset named every skipped file already
+        named = [] if unnamed else [path for path, _ in read_labels(data_dir)]
+    pool = load_pool([data_dir, *config.unlabelled] if wanted else [], named, config.max_image_pixels,
                      config.progress)
     chars = set(config.alphabet or "") | set("".join(dataset.labels))
     if warm:

@@ -13,6 +13,7 @@ only ever use human labels, unless there are none (then the teacher's readings, 
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,7 @@ class Pool:
 
     def summary(self) -> dict:
         """What metrics.json records: the pool's size and every round's threshold and count."""
-        return {"pictures": len(self), "in_use": len(self.labels), "rounds": self.rounds}
+        return {"pictures": len(self), "in_use": len(self.labels), "rounds": [dict(r) for r in self.rounds]}
 
     def write(self, path: Path) -> None:
         """pseudo_labels.csv: every picture that has a pseudo-label now, never the user's labels.csv."""
@@ -180,13 +181,15 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
     become the pseudo-labels. With no human label, the training pictures' labels are the teacher's readings: the
     model reads them too and its confident readings replace the teacher's (a student that reads better than its
     teacher corrects it). Returns the round's record."""
+    started = time.perf_counter()
     correct = [p == t for p, t in zip(evaluation.predictions, evaluation.truths)]
     threshold, how = confidence_threshold(evaluation.confidences, correct)
     readings = read_pool(net, pool, alphabet)
     number = len(pool.rounds)
     kept = pool.adopt(readings, threshold, number, "self")
     record = {"round": number, "source": "self", "at_seconds": round(elapsed, 1), "threshold": round(threshold, 4),
-              "threshold_rule": how, "read": len(readings), "kept": kept, "in_use": len(pool.labels)}
+              "threshold_rule": how, "read": len(readings), "kept": kept, "in_use": len(pool.labels),
+              "val_seq_accuracy_at_round": evaluation.seq_accuracy}
     if teacher_labelled is not None and len(teacher_labelled):
         decodings = greedy_decode(batched_logits(net, teacher_x).softmax(-1))
         revised = 0
@@ -196,5 +199,6 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
                 teacher_labelled.labels[row] = text
                 revised += 1
         record["teacher_labels_revised"] = revised
+    record["seconds"] = round(time.perf_counter() - started, 1)  # what reading the pool cost this round
     pool.rounds.append(record)
     return record

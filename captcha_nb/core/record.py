@@ -46,7 +46,7 @@ def write_metrics(run, stopped_because: str, test: dict) -> dict:
         "data_fingerprint": data.split.get("fingerprint"),
         "labels_from": data.labels_from,
         **data.teacher,
-        "pool": data.pool.summary() if data.pool else {"pictures": 0, "in_use": 0, "rounds": []},
+        "pool": pool_record(data.pool, progress.history),
         # Paths relative to the project, so a committed run names no machine's folders.
         "config": {**config.to_dict(), "data_dir": project_relative(resolve_data_dir(config.data_dir)),
                    "run_dir": project_relative(run_dir),
@@ -54,3 +54,17 @@ def write_metrics(run, stopped_because: str, test: dict) -> dict:
     }
     RunDir(run_dir).write_metrics(metrics)
     return metrics
+
+
+def pool_record(pool, history: list[dict]) -> dict:
+    """The pool's size and rounds, each round with the best validation accuracy and lowest validation loss the run
+    reached until the next round: how the pool moved the validation curve."""
+    if pool is None:
+        return {"pictures": 0, "in_use": 0, "rounds": []}
+    summary = pool.summary()
+    starts = [r["at_seconds"] for r in summary["rounds"]] + [float("inf")]
+    for number, round_ in enumerate(summary["rounds"]):
+        rows = [row for row in history if starts[number] <= row["seconds"] < starts[number + 1]]
+        round_["val_seq_accuracy_until_next"] = max((row["val_seq_accuracy"] for row in rows), default=None)
+        round_["val_loss_until_next"] = min((row["val_loss"] for row in rows), default=None)
+    return summary

@@ -57,6 +57,21 @@ def progress_table(store: LabelStore):
     }])
 
 
+def doubtful_pseudo_labels(run_dir: str | Path | None, n: int = 12):
+    """The run's least confident pseudo-labels (its pseudo_labels.csv), the pictures worth a person's look next:
+    label those, train again. An empty table when there is no run or it had no pool."""
+    import pandas as pd
+
+    from captcha_nb.core.rundir import RunDir
+
+    path = RunDir(run_dir).pseudo_labels if run_dir else None
+    if path is None or not path.is_file():
+        return pd.DataFrame(columns=["picture", "reading", "confidence", "round", "source"])
+    table = pd.read_csv(path, dtype={"reading": str}, keep_default_na=False)
+    table["picture"] = [Path(p).name for p in table["picture"]]
+    return table.sort_values("confidence").head(n).reset_index(drop=True)
+
+
 def thumbnail_png(path: Path, height: int = 60) -> bytes:
     image = open_image(path)
     image = image.resize((max(1, round(image.width * height / image.height)), height))
@@ -155,7 +170,8 @@ class Labeller:
             reading = self.readings.get(path.name)
             self.text.value = reading[0] if reading else ""
             self.note.value = (f"{html.escape(path.name)}" +
-                               (f" · model read <code>{html.escape(reading[0])}</code> at {reading[1]:.2f}"
+                               (f" · {'the teacher' if self.teacher is not None else 'the model'} read "
+                                f"<code>{html.escape(reading[0])}</code> at {reading[1]:.2f}"
                                 if reading else ""))
         self.grid.value = self.grid_html()
 

@@ -104,9 +104,14 @@ def accuracy_over_time(curves: dict[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
+# The tool the workspace is measured against, drawn as a level line: it reads the same with any number of labels.
+ZERO_SHOT = "ddddocr zero-shot"
+
+
 def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
-    """Test accuracy against the number of labelled training images (log axis), one panel per style, one line per way
-    of starting (from scratch, pretrained); the line is the median over seeds and the dots are the seeds."""
+    """Test accuracy against the number of labelled training images (a log axis that also shows 0), one panel per
+    style, one line per way of training (from scratch, pretrained, with the pool and the teacher); the line is the
+    median over seeds and the dots are the seeds; ddddocr's zero-shot reading is a dashed level."""
     styles = sorted(results["style"].unique())
     # Three panels a row keep the figure readable in a README once five or more styles are measured.
     columns = min(3, len(styles))
@@ -117,11 +122,17 @@ def accuracy_by_labels(results: pd.DataFrame) -> plt.Figure:
     for ax, style in zip(axes.flat, styles):
         runs = results[results["style"] == style]
         for start, group in runs.groupby("start"):
-            medians = group.groupby("labelled")["test_seq_accuracy"].median()
+            accuracy = group["test_seq_accuracy"].astype(float)
+            if start == ZERO_SHOT:
+                if accuracy.notna().any():
+                    ax.axhline(accuracy.median(), ls="--", color="grey", label="ddddocr, no training")
+                continue
+            medians = accuracy.groupby(group["labelled"]).median()
             (line,) = ax.plot(medians.index, medians.values, marker="o", label=start)
-            ax.scatter(group["labelled"], group["test_seq_accuracy"], s=8, color=line.get_color(), alpha=0.5)
-        counts = sorted(runs["labelled"].unique())
-        ax.set(title=style, xscale="log", xlabel="labelled training images", ylim=(0, 1.01))
+            ax.scatter(group["labelled"], accuracy, s=8, color=line.get_color(), alpha=0.5)
+        counts = sorted(runs.loc[runs["start"] != ZERO_SHOT, "labelled"].unique())
+        ax.set(title=style, xlabel="labelled training images", ylim=(0, 1.01))
+        ax.set_xscale("symlog", linthresh=10)
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()  # the log axis's own ticks would crowd the counts
         ax.grid(alpha=0.3)

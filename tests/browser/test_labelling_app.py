@@ -52,7 +52,7 @@ def showing(driver) -> str | None:
     reading (Labeller.show), so once it names a picture, that picture's reading is in the text box."""
     import re
 
-    found = re.search(r"(\d{3}\.png)", text_of_notes(driver))
+    found = re.search(r"([\w-]+\.png)", text_of_notes(driver))
     return found.group(1) if found else None
 
 

@@ -101,9 +101,11 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert pool["pictures"] == 10 + 1  # the 10 unnamed pictures and x.png; broken.png was skipped with a warning
     assert metrics["teacher"] == "oracle" and metrics["teacher_scored_on"] == metrics["n_train"] == 22
     assert metrics["teacher_accuracy_on_labels"] == 1.0 and metrics["teacher_threshold"] == 0.99
-    assert pool["rounds"][0] | {"threshold_rule": ""} == {
-        "round": 0, "source": "oracle", "at_seconds": 0.0, "threshold": 0.99, "threshold_rule": "", "read": 11,
-        "kept": 11, "in_use": 11}
+    first = {key: pool["rounds"][0][key] for key in ("round", "source", "at_seconds", "threshold", "read", "kept",
+                                                      "in_use")}
+    assert first == {"round": 0, "source": "oracle", "at_seconds": 0.0, "threshold": 0.99, "read": 11, "kept": 11,
+                     "in_use": 11}
+    assert pool["rounds"][0]["val_seq_accuracy_until_next"] is not None  # how validation went after the round
     assert hashlib.sha256((folder / "labels.csv").read_bytes()).hexdigest() == before  # the user's labels, untouched
     with open(tmp_path / "run" / "pseudo_labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -111,6 +113,10 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert all(row["reading"] == truths[Path(row["picture"]).name] and row["source"] == "oracle" for row in rows)
     history = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
     assert [int(row["pseudo_labels"]) for row in history] == [11, 11]
+
+    # Resumed, the run carries on with the pseudo-labels it had (last.pt holds them, loaded with weights_only).
+    resumed = fit(TrainConfig(**{**config.to_dict(), "epochs": 3, "resume": True})).metrics
+    assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
 
 
 def test_a_run_of_ours_teaches_within_the_runs_alphabet(trained_run, tiny_dir):

@@ -83,3 +83,15 @@ def test_when_everything_is_done_the_box_is_disabled(folder):
     for _ in range(8):
         labeller.submit("a")
     assert labeller.current is None and labeller.text.disabled and "All pictures" in labeller.note.value
+
+
+def test_the_least_confident_pseudo_labels_are_the_ones_to_label_next(tmp_path):
+    from captcha_nb.views.labelling import doubtful_pseudo_labels
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pseudo_labels.csv").write_text("picture,reading,confidence,round,source\n"
+                                          "/x/a.png,0012,0.99,1,self\n/x/b.png,ab,0.61,0,ddddocr\n/x/c.png,cd,0.93,2,self\n")
+    table = doubtful_pseudo_labels(run, n=2)
+    assert table["picture"].tolist() == ["b.png", "c.png"] and table["reading"].tolist() == ["ab", "cd"]
+    assert doubtful_pseudo_labels(None).empty and doubtful_pseudo_labels(tmp_path).empty

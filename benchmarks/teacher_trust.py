@@ -1,0 +1,60 @@
+"""How far ddddocr can be trusted as a teacher: its restricted reading of labelled pictures, right or wrong by
+confidence, on the shared styles and on two synthetic styles it cannot read (Cyrillic, case-sensitive 8 characters),
+with what the trust rule (`core/prepare.trust_teacher`) decides for each.
+
+    python benchmarks/teacher_trust.py --data ../shared/data ../shared/data/styles     # about a minute per style
+
+Readings are cached (core/teacher.py), so a second run costs seconds. Prints a table per style; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.prepare import trust_teacher
+from captcha_nb.core.teacher import DdddocrTeacher
+from captcha_nb.sources.data import load_dataset
+from captcha_nb.sources.synth import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from styles import chosen_styles  # noqa: E402
+
+LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+SYNTHETIC = {"cyrillic-5": ("абвгдежзиклмнопрстуфхцчшщыэюя", 5),
+             "case-sensitive-8": ("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", 8)}
+
+
+def by_confidence(name: str, folder: Path, limit: int) -> None:
+    data = load_dataset(folder)
+    pictures = data.subset(data.names[:limit])
+    teacher = DdddocrTeacher(Alphabet("".join(sorted(set("".join(data.labels))))))
+    readings = teacher.read(pictures.paths)
+    right = [r is not None and r.text == label for r, label in zip(readings, pictures.labels)]
+    print(f"{name}: {len(right)} labelled pictures, {sum(right) / len(right):.1%} read right")
+    for level in LEVELS:
+        kept = [ok for ok, r in zip(right, readings) if r is not None and r.confidence >= level]
+        print(f"  confidence >= {level:.2f}: {len(kept) / len(right):6.1%} kept, {sum(kept) / max(len(kept), 1):6.1%} right")
+    print(f"  the trust rule: {trust_teacher(teacher, pictures)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="*", default=[], help="folders holding the styles (as benchmarks/styles.py)")
+    parser.add_argument("--styles", nargs="*", help="only these styles")
+    parser.add_argument("--limit", type=int, default=1000, help="labelled pictures read per style (default: 1000)")
+    args = parser.parse_args(argv)
+    if args.data:
+        for name, (train, _) in chosen_styles([Path(d) for d in args.data], args.styles).items():
+            by_confidence(name, train, args.limit)
+    root = Path(tempfile.mkdtemp())
+    for name, (alphabet, length) in SYNTHETIC.items():
+        folder = generate(root / name, 100, alphabet=alphabet, length=(length, length), size=(200, 60), seed=3)
+        by_confidence(f"synthetic {name}", folder, 100)
+
+
+if __name__ == "__main__":
+    main()
