@@ -172,7 +172,8 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
     device = select_device(config.device)
     run = build(config, run_dir, device)
     data, progress = run.data, run.progress
-
+    if data.pool is not None and data.pool.labels:
+        data.pool.write(RunDir(run_dir).pseudo_labels)  # round 0's (the teacher's), or a resumed run's
     # Loop: the learning rate follows the wall clock, each epoch is judged on validation, the best weights are kept;
     # the teacher's reading of the pool was paid from the same budget.
     budget = max(config.max_minutes * 60 - data.teacher.get("teacher_seconds", 0.0), 0.1 * config.max_minutes * 60)
@@ -197,6 +198,7 @@ def _fit(config: TrainConfig, run_dir: Path, callbacks) -> FitResult:
         if due(data.pool, progress, budget, config, by_teacher):
             self_training_round(data.pool, net, evaluation, data.alphabet, progress.elapsed,
                                 data.train if by_teacher else None, data.train_x if by_teacher else None)
+            data.pool.write(RunDir(run_dir).pseudo_labels)  # the pseudo-labels change only here and in round 0
         row = {"epoch": progress.epoch, "train_loss": train_loss, "val_loss": evaluation.loss,
                "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
                "lr": run.optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2),
@@ -267,5 +269,3 @@ def write_resume_state(run: Training, row: dict) -> None:
     files = RunDir(run.run_dir)
     atomic_save(state, files.last)
     files.write_history(run.progress.history, HISTORY_COLUMNS)
-    if run.data.pool is not None and run.data.pool.labels:
-        run.data.pool.write(files.pseudo_labels)

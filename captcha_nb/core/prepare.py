@@ -143,7 +143,11 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
                 raise DataError(f"{data_dir}: the teacher read none of its pictures confidently")
             dataset = CaptchaSet([p for p, _, _ in taken], [t for _, t, _ in taken], [s for _, _, s in taken],
                                  config.max_image_pixels, config.progress)
-            pool = load_pool([data_dir, *config.unlabelled], dataset.paths, config.max_image_pixels)
+            # The pool keeps the rest; its headers were read once already.
+            labelled = set(dataset.paths)
+            rest = [(p, s) for p, s in zip(pool.paths, pool.sizes) if p not in labelled]
+            pool = CaptchaSet([p for p, _ in rest], [""] * len(rest), [s for _, s in rest], config.max_image_pixels,
+                              config.progress)
         teacher["teacher_seconds"] = round(time.perf_counter() - started, 1)
 
     split = make_split(config, dataset, run_dir, data_dir, 0.0 if labels_from == "teacher" else None)

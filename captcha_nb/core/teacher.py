@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from captcha_nb.core.ctc import greedy_decode
+from captcha_nb.core.ctc import Decoding, greedy_decode
 from captcha_nb.core.labels import Alphabet
 
 DDDDOCR = "ddddocr"
@@ -37,15 +37,14 @@ class Reading:
     confidence: float
 
 
-def restricted_reading(probs: np.ndarray, columns: list[list[int]]) -> Reading:
+def restricted_reading(probs: np.ndarray, columns: list[list[int]]) -> Decoding:
     """The best path of (T, C) probabilities after keeping only blank (column 0) and the alphabet's columns.
 
     `columns[k]` lists the source columns that character k of the alphabet collects (its upper and lower case when
     the alphabet does not tell them apart); the kept mass is renormalised frame by frame."""
     kept = np.stack([probs[:, 0]] + [probs[:, c].sum(axis=1) for c in columns], axis=1)
     kept = kept / np.clip(kept.sum(axis=1, keepdims=True), 1e-12, None)
-    decoding = greedy_decode(torch.from_numpy(kept[None].astype(np.float32)))[0]
-    return decoding
+    return greedy_decode(torch.from_numpy(kept[None].astype(np.float32)))[0]
 
 
 class DdddocrTeacher:
