@@ -32,17 +32,17 @@ import torch
 from captcha_nb import REPORTS_DIR
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.engine import fit
+from captcha_nb.core.model import to_float
 from captcha_nb.serving.export import export, load_exported
 from captcha_nb.serving.inference import load_model
 from captcha_nb.serving.speed import latency_ms, throughput, torch_runner
-from captcha_nb.core.labels import to_float
 from captcha_nb.sources.data import load_dataset, load_split
 from captcha_nb.sources.download import resolve_data_dir
-from captcha_nb.views.compare import seconds_to
 from captcha_nb.sources.synth import generate
 from captcha_nb.views import plots
-from captcha_nb.workflows.runs import replace_section
+from captcha_nb.views.compare import seconds_to
 from captcha_nb.views.workspace import resolve_recorded
+from captcha_nb.workflows.runs import replace_section
 
 LEVELS = (0.90, 0.95, 0.98, 0.99)
 HEADING = "## The default model against the seed architecture"

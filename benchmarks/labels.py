@@ -38,7 +38,13 @@ from captcha_nb.workflows.runs import replace_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from styles import (  # noqa: E402
-    BENCHMARKS_MD, UNLABELLED, benchmark_parser, chosen_styles, machine, output_folder, run_one,
+    BENCHMARKS_MD,
+    UNLABELLED,
+    benchmark_parser,
+    chosen_styles,
+    machine,
+    output_folder,
+    run_one,
 )
 
 HEADING = "## How many labels"

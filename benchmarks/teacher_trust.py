@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.prepare import trust_teacher
 from captcha_nb.core.teacher import DdddocrTeacher
 from captcha_nb.sources.data import load_dataset

@@ -110,12 +110,16 @@ def test_the_checker_finds_an_import_hidden_in_a_function(tmp_path):
 ROOMS = {
     "sources.geometry": set(),  # ships alone as an exported bundle's captcha_geometry.py
     "sources.input_rules": {"sources.geometry"},
-    "core.labels": set(),
+    "core.ctc": set(),  # the alphabet, its CTC targets, the loss and the decoders
+    "core.model": {"core.ctc"},
     "core.rundir": {"sources.files"},
     "core.device": set(),
-    "core.evaluation": {"core.ctc", "core.labels", "core.metrics", "core.model"},
-    "core.teacher": {"core.ctc", "core.labels", "core.checkpoint", "core.rundir", "core.model", "sources.data"},
-    "core.pseudo": {"core.ctc", "core.labels", "core.model", "sources.data", "sources.files"},
+    "core.evaluation": {"core.ctc", "core.metrics", "core.model"},
+    "core.teacher": {"core.ctc", "core.checkpoint", "core.rundir", "core.model", "sources.data"},
+    "core.pseudo": {"core.ctc", "core.evaluation", "sources.data", "sources.files"},
+    # Where a run starts, decided once; the loop (engine) only runs what `begin` hands it.
+    "core.start": {"core.checkpoint", "core.config", "core.device", "core.ema", "core.model", "core.prepare",
+                   "core.rundir", "core.warmstart", "sources.geometry"},
 }
 
 

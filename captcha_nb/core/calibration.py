@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from captcha_nb.core.checkpoint import atomic_save, build_saved_model, read_checkpoint
-from captcha_nb.core.ctc import ctc_loss, greedy_decode
-from captcha_nb.core.labels import Alphabet, encode_targets
+from captcha_nb.core.ctc import Alphabet, ctc_loss, encode_targets, greedy_decode
 from captcha_nb.core.model import batched_logits
 
 # The search range for T. The low end is a safety bound, not a fitted value: when the model reads every validation

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.model import build_model
 from captcha_nb.sources.files import atomic_write
 from captcha_nb.sources.geometry import InputSpec

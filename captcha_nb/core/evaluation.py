@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from captcha_nb.core.ctc import ctc_loss, greedy_decode
-from captcha_nb.core.labels import Alphabet, encode_targets
+from captcha_nb.core.ctc import Alphabet, ctc_loss, encode_targets, greedy_decode
 from captcha_nb.core.metrics import character_error_rate, sequence_accuracy
 from captcha_nb.core.model import batched_logits
 
@@ -24,6 +23,19 @@ class Evaluation:
 
     def summary(self) -> dict:
         return {"n": len(self.truths), "loss": self.loss, "seq_accuracy": self.seq_accuracy, "cer": self.cer}
+
+
+@dataclass
+class Reading:
+    text: str
+    confidence: float
+
+
+@torch.inference_mode()
+def read(model: torch.nn.Module, images: torch.Tensor, alphabet: Alphabet) -> list[Reading]:
+    """The model's greedy reading of every picture of a uint8 image tensor, in batched forward passes."""
+    decodings = greedy_decode(batched_logits(model, images).softmax(-1)) if len(images) else []
+    return [Reading(alphabet.decode(d.classes), d.confidence) for d in decodings]
 
 
 @torch.inference_mode()

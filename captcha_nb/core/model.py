@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from captcha_nb.core.ctc import min_time_steps
-from captcha_nb.core.labels import to_float
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -188,6 +187,11 @@ def build_model(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to the model's float input in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
 
 
 @torch.inference_mode()

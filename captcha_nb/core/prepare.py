@@ -20,9 +20,8 @@ from captcha_nb import project_relative
 from captcha_nb.core.calibration import calibration_errors
 from captcha_nb.core.checkpoint import build_saved_model, read_checkpoint
 from captcha_nb.core.config import TrainConfig
-from captcha_nb.core.ctc import min_time_steps
+from captcha_nb.core.ctc import Alphabet, min_time_steps
 from captcha_nb.core.evaluation import evaluation_of
-from captcha_nb.core.labels import Alphabet
 from captcha_nb.core.model import batched_logits, model_spec
 from captcha_nb.core.pseudo import Pool, confidence_threshold
 from captcha_nb.core.rundir import RunDir
@@ -68,20 +67,6 @@ class TrainingData:
     @property
     def longest_label(self) -> int:
         return max(len(label) for label in self.train.labels)
-
-
-def make_split(config: TrainConfig, dataset: CaptchaSet, run_dir: Path, data_dir: Path,
-               test_fraction: float | None = None) -> dict:
-    """The run's split: saved in split.json, or read back from it when resuming."""
-    split_path = RunDir(run_dir).split
-    if config.resume and split_path.is_file():
-        return load_split(split_path)
-    test_fraction = config.test_fraction if test_fraction is None else test_fraction
-    split = split_names(dataset.names, config.val_fraction, config.seed, test_fraction)
-    info = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint_dir(data_dir), "seed": config.seed,
-            "val_fraction": config.val_fraction, "test_fraction": test_fraction}
-    save_split(split_path, split, **info)
-    return {**info, **split.to_dict()}
 
 
 def decide_input(config: TrainConfig, train: CaptchaSet) -> InputDecision:
@@ -150,7 +135,17 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
                               config.progress)
         teacher["teacher_seconds"] = round(time.perf_counter() - started, 1)
 
-    split = make_split(config, dataset, run_dir, data_dir, 0.0 if labels_from == "teacher" else None)
+    # The split: split.json's when resuming, otherwise drawn and saved; with no human label there is no test split.
+    split_path = RunDir(run_dir).split
+    if config.resume and split_path.is_file():
+        split = load_split(split_path)
+    else:
+        test_fraction = 0.0 if labels_from == "teacher" else config.test_fraction
+        names = split_names(dataset.names, config.val_fraction, config.seed, test_fraction)
+        split = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint_dir(data_dir),
+                 "seed": config.seed, "val_fraction": config.val_fraction, "test_fraction": test_fraction}
+        save_split(split_path, names, **split)
+        split.update(names.to_dict())
     train, val = dataset.subset(split["train"]), dataset.subset(split["val"])
     test = dataset.subset(split["test"]) if split["test"] else None
     if config.teacher:

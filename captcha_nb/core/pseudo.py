@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-from captcha_nb.core.ctc import greedy_decode
-from captcha_nb.core.labels import Alphabet
-from captcha_nb.core.model import batched_logits
+from captcha_nb.core.ctc import Alphabet
+from captcha_nb.core.evaluation import read
 from captcha_nb.sources.data import CaptchaSet, iterate_batches
 from captcha_nb.sources.files import atomic_write
 
@@ -151,18 +150,6 @@ class TrainingBatches:
             yield images, [self.labels[i] for i in own.tolist() + (pooled + n_train).tolist()]
 
 
-@dataclass
-class OwnReading:
-    text: str
-    confidence: float
-
-
-def read_pool(net: torch.nn.Module, pool: Pool, alphabet: Alphabet) -> list[OwnReading]:
-    """The model's greedy readings of every pool picture, in one batched forward pass."""
-    decodings = greedy_decode(batched_logits(net, pool.x).softmax(-1)) if len(pool) else []
-    return [OwnReading(alphabet.decode(d.classes), d.confidence) for d in decodings]
-
-
 def due(pool: Pool | None, progress, budget: float, config, by_teacher: bool = False) -> bool:
     """Whether the run's model should read the pool (and, `by_teacher`, the teacher-labelled pictures) now: it reads
     validation pictures, half a round has passed since the end of the plateau or a whole one since the last round,
@@ -184,19 +171,17 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
     started = time.perf_counter()
     correct = [p == t for p, t in zip(evaluation.predictions, evaluation.truths)]
     threshold, how = confidence_threshold(evaluation.confidences, correct)
-    readings = read_pool(net, pool, alphabet)
+    readings = read(net, pool.x, alphabet)
     number = len(pool.rounds)
     kept = pool.adopt(readings, threshold, number, "self")
     record = {"round": number, "source": "self", "at_seconds": round(elapsed, 1), "threshold": round(threshold, 4),
               "threshold_rule": how, "read": len(readings), "kept": kept, "in_use": len(pool.labels),
               "val_seq_accuracy_at_round": evaluation.seq_accuracy}
     if teacher_labelled is not None and len(teacher_labelled):
-        decodings = greedy_decode(batched_logits(net, teacher_x).softmax(-1))
         revised = 0
-        for row, decoding in enumerate(decodings):
-            text = alphabet.decode(decoding.classes)
-            if text and decoding.confidence >= threshold and text != teacher_labelled.labels[row]:
-                teacher_labelled.labels[row] = text
+        for row, reading in enumerate(read(net, teacher_x, alphabet)):
+            if reading.text and reading.confidence >= threshold and reading.text != teacher_labelled.labels[row]:
+                teacher_labelled.labels[row] = reading.text
                 revised += 1
         record["teacher_labels_revised"] = revised
     record["seconds"] = round(time.perf_counter() - started, 1)  # what reading the pool cost this round

@@ -41,7 +41,7 @@ def learning_rate(peak: float, progress: float, warmup: float) -> float:
 
 def schedule_progress(config: TrainConfig, progress, elapsed: float, budget: float,
                       epoch_fraction: float = 0.0) -> float:
-    """How far along the learning-rate schedule is, from 0 to 1, for a run's `progress` (engine.Progress: its epoch
+    """How far along the learning-rate schedule is, from 0 to 1, for a run's `progress` (start.Progress: its epoch
     and the seconds of its first correct reading).
 
     Warm-up runs on the wall clock. Then the peak rate is held until the model first reads a validation captcha

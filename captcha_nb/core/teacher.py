@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from captcha_nb.core.ctc import Decoding, greedy_decode
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet, Decoding, greedy_decode
 
 DDDDOCR = "ddddocr"
 # Where teachers' readings are kept between runs; $CAPTCHA_NB_CACHE moves it.

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from captcha_nb.core.checkpoint import read_checkpoint, saved_input
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.sources.geometry import InputSpec
 
 

@@ -16,9 +16,8 @@ from captcha_nb.core.checkpoint import (
     read_checkpoint,
     saved_input,
 )
-from captcha_nb.core.ctc import beam_search, greedy_decode
-from captcha_nb.core.model import batched_logits
-from captcha_nb.core.labels import Alphabet, to_float
+from captcha_nb.core.ctc import Alphabet, beam_search, greedy_decode
+from captcha_nb.core.model import batched_logits, to_float
 from captcha_nb.sources.geometry import InputSpec, to_input
 
 

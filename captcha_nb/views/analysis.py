@@ -159,8 +159,7 @@ def suspected_label_errors(recogniser: Recogniser, dataset: CaptchaSet, n: int =
     """
     import torch
 
-    from captcha_nb.core.ctc import ctc_loss_per_sample
-    from captcha_nb.core.labels import encode_targets
+    from captcha_nb.core.ctc import ctc_loss_per_sample, encode_targets
 
     probs = recogniser.probabilities(dataset.tensor(recogniser.spec))
     readable = [i for i, label in enumerate(dataset.labels) if recogniser.alphabet.can_encode(label)]

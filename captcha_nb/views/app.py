@@ -120,8 +120,8 @@ def serve(run_dir: str | None, port: int | None = None, data_dir: str | None = N
 
 def labelling_teacher(name: str, alphabet: str):
     """The teacher that pre-fills the labelling app when there is no run yet, reading only `alphabet`'s characters."""
+    from captcha_nb.core.ctc import Alphabet
     from captcha_nb.core.device import select_device
-    from captcha_nb.core.labels import Alphabet
     from captcha_nb.core.teacher import open_teacher
 
     if not alphabet:

@@ -17,11 +17,10 @@ import torch
 from PIL import Image
 
 from captcha_nb.core import lattice
-from captcha_nb.core.ctc import beam_alternatives, greedy_decode
-from captcha_nb.core.model import build_model
-from captcha_nb.serving.inference import Recogniser, load_model
-from captcha_nb.core.labels import Alphabet, to_float
+from captcha_nb.core.ctc import Alphabet, beam_alternatives, greedy_decode
+from captcha_nb.core.model import build_model, to_float
 from captcha_nb.core.rundir import RunDir
+from captcha_nb.serving.inference import Recogniser, load_model
 from captcha_nb.sources.data import CaptchaSet
 
 

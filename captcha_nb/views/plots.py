@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 
 
 def save(figure: plt.Figure, directory: str | Path | None, name: str) -> Path | None:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from captcha_nb.core import calibration
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 
 ALPHABET = Alphabet("ab")
 

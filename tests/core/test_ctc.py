@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from captcha_nb.core.ctc import beam_search, ctc_loss, greedy_decode, min_time_steps
+from captcha_nb.core.ctc import Alphabet, beam_search, ctc_loss, encode_targets, greedy_decode, min_time_steps
 
 
 def one_hot_path(path, num_classes, peak=0.9):
@@ -97,3 +97,21 @@ def test_runner_ups_name_the_best_other_character_at_each_peak():
     probs = np.array([[0.1, 0.7, 0.05, 0.15], [0.9, 0.04, 0.03, 0.03], [0.05, 0.05, 0.85, 0.05]])
     (decoding,) = greedy_decode(probs[None])
     assert runner_ups(probs, decoding.frames, decoding.classes) == [(3, pytest.approx(0.15)), (1, pytest.approx(0.05))]
+
+def test_alphabet_reserves_class_zero_for_blank():
+    alphabet = Alphabet.from_labels(["b2a", "22c"])
+    assert alphabet.chars == "2abc"
+    assert alphabet.num_classes == 5
+    assert alphabet.encode("a2") == [2, 1]
+    assert alphabet.decode([2, 0, 1]) == "a2"
+
+
+def test_alphabet_names_unknown_characters():
+    with pytest.raises(ValueError, match="Z"):
+        Alphabet("abc").encode("aZ")
+    assert not Alphabet("abc").can_encode("aZ")
+
+
+def test_targets_are_concatenated_with_lengths():
+    targets, lengths = encode_targets(["ab", "b"], Alphabet("ab"))
+    assert targets.tolist() == [1, 2, 2] and lengths.tolist() == [2, 1]

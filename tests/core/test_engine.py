@@ -7,20 +7,14 @@ import torch
 
 from captcha_nb import project_relative
 from captcha_nb.core.config import TrainConfig
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.device import select_device
-from captcha_nb.core.engine import (
-    HISTORY_COLUMNS,
-    Progress,
-    RunExistsError,
-    Training,
-    fit,
-    train_one_epoch,
-)
+from captcha_nb.core.engine import HISTORY_COLUMNS, RunExistsError, fit, train_one_epoch
 from captcha_nb.core.evaluation import evaluate
-from captcha_nb.core.labels import Alphabet
 from captcha_nb.core.model import build_model
 from captcha_nb.core.prepare import TrainingData
 from captcha_nb.core.schedule import learning_rate
+from captcha_nb.core.start import Progress, Training
 from captcha_nb.sources import synth
 from captcha_nb.sources.geometry import InputSpec
 
@@ -204,7 +198,6 @@ def test_the_best_checkpoint_prefers_accuracy_then_loss():
 
 
 def test_convergence_stops_a_run_only_after_it_has_started_reading():
-    from captcha_nb.core.engine import Progress
     from captcha_nb.core.evaluation import Evaluation
     from captcha_nb.core.schedule import stop_reason
 
@@ -244,7 +237,6 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, tiny
 
 
 def test_augmentation_rises_only_while_the_model_overfits_after_the_plateau():
-    from captcha_nb.core.engine import Progress
     from captcha_nb.core.schedule import GAP_STEP, next_strength
 
     config = TrainConfig()

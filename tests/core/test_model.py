@@ -4,10 +4,10 @@ import torch
 from captcha_nb.core.model import (
     CRNN,
     MODELS,
-    model_spec,
     SeedCRNN,
     build_model,
     count_parameters,
+    model_spec,
 )
 
 

@@ -10,8 +10,8 @@ import torch
 
 from captcha_nb.core import pseudo
 from captcha_nb.core.config import TrainConfig
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.engine import fit
-from captcha_nb.core.labels import Alphabet
 from captcha_nb.core.pseudo import Pool, confidence_threshold
 from captcha_nb.core.teacher import Reading
 from captcha_nb.sources.data import CaptchaSet

@@ -1,8 +1,8 @@
 import pytest
 
 from captcha_nb.core.config import TrainConfig
-from captcha_nb.core.engine import Progress
 from captcha_nb.core.schedule import learning_rate, schedule_progress
+from captcha_nb.core.start import Progress
 
 
 def test_learning_rate_warms_up_then_decays():

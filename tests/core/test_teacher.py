@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from captcha_nb.core import teacher as teachers
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.teacher import DdddocrTeacher, restricted_reading
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from captcha_nb.core.ctc import greedy_decode
+from captcha_nb.core.model import to_float
 from captcha_nb.serving.export import export, load_exported
-from captcha_nb.core.labels import to_float
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])

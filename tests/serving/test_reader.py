@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captcha_nb import ReadError, Reader
+from captcha_nb import Reader, ReadError
 from captcha_nb.serving.inference import load_model
-from captcha_nb.sources.data import load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.sources import data, download, synth
-from captcha_nb.core.labels import Alphabet
 from captcha_nb.sources.data import DataError
 from captcha_nb.sources.geometry import InputSpec
 from captcha_nb.sources.input_rules import decide_input_spec

@@ -26,7 +26,7 @@ class ReadsByName:
     """A stand-in model whose reading and confidence of each picture are fixed, so the ranking can be checked."""
 
     def __init__(self, confidences):
-        from captcha_nb.core.labels import Alphabet
+        from captcha_nb.core.ctc import Alphabet
 
         self.alphabet = Alphabet("abcd23")
         self.confidences = confidences

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from captcha_nb.core.labels import Alphabet
+from captcha_nb.core.ctc import Alphabet
 from captcha_nb.views import plots
 
 
