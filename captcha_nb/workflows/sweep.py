@@ -25,7 +25,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from captcha_nb import NOTEBOOKS_DIR, project_relative
@@ -66,36 +66,77 @@ def local_workers(workers: int | None, threads: int | None) -> tuple[int, int]:
     return workers or max(1, cores() // threads), threads
 
 
-def is_finished(sweep_dir: Path, name: str, record: dict) -> bool:
+def now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+@dataclass
+class SweepRun:
+    """One run of the grid as sweep.json records it."""
+
+    parameters: dict
+    status: str = Status.PENDING  # one of runs.Status
+    error: str = ""
+    note: str = ""  # why a run is pending again ("interrupted")
+    updated: str = ""
+    host: str = ""
+    started: str = ""
+    finished: str = ""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SweepRun":
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict:
+        """The fields that were set, in sweep.json's order (parameters, status and error always)."""
+        return {k: v for k, v in asdict(self).items() if v != "" or k in ("parameters", "status", "error")}
+
+
+@dataclass
+class Sweep:
+    """The sweep folder and its sweep.json, written only by the submitting process: the grid's runs by name, what
+    the workers need to run them (`notebooks`, `token`), and what the record tells a reader (`about`: the command,
+    grid, versions, commit and data)."""
+
+    sweep_dir: Path
+    sweep_id: str
+    notebooks: list[str]
+    token: str
+    runs: dict[str, SweepRun]
+    about: dict = field(default_factory=dict)
+
+    def save(self) -> None:
+        write_json(self.sweep_dir / SWEEP_FILE, self.to_dict())
+
+    def to_dict(self) -> dict:
+        about = dict(self.about)
+        head = {key: about.pop(key) for key in ("created", "command", "grid") if key in about}
+        return {"sweep_id": self.sweep_id, **head, "notebooks": self.notebooks, **about, "token": self.token,
+                "runs": {name: run.to_dict() for name, run in self.runs.items()}}
+
+    def set(self, name: str, status: str, **details: str) -> None:
+        run = self.runs[name]
+        for key, value in {"status": status, **details, "updated": now()}.items():
+            setattr(run, key, value)
+        self.save()
+
+    def named(self, status: str) -> list[str]:
+        return [name for name, run in self.runs.items() if run.status == status]
+
+    def failed(self) -> dict[str, str]:
+        return {name: self.runs[name].error for name in self.named(Status.FAILED)}
+
+
+def is_finished(sweep_dir: Path, name: str, run: SweepRun | None) -> bool:
     """Finished means sweep.json says so and the folder's own params.json agrees: a folder left by a killed sweep
     says `running` in both, and is redone."""
     params = RunDir(sweep_dir / name).params
-    if record.get("status") != Status.FINISHED or not params.is_file():
+    if run is None or run.status != Status.FINISHED or not params.is_file():
         return False
     try:
         return json.loads(params.read_text()).get("status") == Status.FINISHED
     except ValueError:
         return False
-
-
-@dataclass
-class Sweep:
-    """The sweep folder and its sweep.json, written only by the submitting process."""
-
-    sweep_dir: Path
-    record: dict
-
-    def save(self) -> None:
-        write_json(self.sweep_dir / SWEEP_FILE, self.record)
-
-    def set(self, name: str, status: str, **details) -> None:
-        run = self.record["runs"][name]
-        run.update(status=status, **details)
-        run["updated"] = dt.datetime.now().isoformat(timespec="seconds")
-        self.save()
-
-    def failed(self) -> dict[str, str]:
-        return {n: r.get("error", "") for n, r in self.record["runs"].items() if r["status"] == Status.FAILED}
 
 
 def prepare_sweep(sweep_id: str, sets: list[dict], notebooks: list[str], reports_dir: Path, command: str,
@@ -111,32 +152,27 @@ def prepare_sweep(sweep_id: str, sets: list[dict], notebooks: list[str], reports
     path = sweep_dir / SWEEP_FILE
     record = json.loads(path.read_text()) if path.is_file() else {}
     data = resolve_data(sets)
-    runs = record.get("runs", {})
+    runs = {name: SweepRun.from_dict(run) for name, run in record.get("runs", {}).items()}
     for name, parameters in zip(run_names(sets), sets):
         parameters = {**parameters, "data_dir": data[repr(parameters.get("data_dir"))][0]}
-        earlier = runs.get(name, {})
-        if earlier.get("parameters", parameters) != parameters:
+        earlier = runs.get(name)
+        if earlier is not None and earlier.parameters != parameters:
             raise ValueError(f"sweep {sweep_id} already has a run {name} with other parameters; choose another "
                              f"--sweep-id")
-        done = is_finished(sweep_dir, name, earlier)
-        runs[name] = earlier if done else {"parameters": parameters, "status": Status.PENDING}
+        runs[name] = earlier if is_finished(sweep_dir, name, earlier) else SweepRun(parameters)
     fingerprints = sorted({fingerprint for _, fingerprint, _ in data.values()})
-    record.update({
-        "sweep_id": sweep_id,
-        "created": record.get("created", dt.datetime.now().isoformat(timespec="seconds")),
+    about = {
+        "created": record.get("created", now()),
         "command": command,
         "grid": grid,
-        "notebooks": notebooks,
         "versions": package_versions(),
         "git_commit": git_commit(),
         "data_dir": sorted({d for d, _, _ in data.values()}),
         "data_fingerprint": fingerprints[0] if len(fingerprints) == 1 else fingerprints,
         "synthetic_data": any(synthetic for _, _, synthetic in data.values()),
-        # A fresh token every time the sweep is (re)started: workers compare it to tell whether they share this disk.
-        "token": secrets.token_hex(8),
-        "runs": runs,
-    })
-    sweep = Sweep(sweep_dir, record)
+    }
+    # A fresh token every time the sweep is (re)started: workers compare it to tell whether they share this disk.
+    sweep = Sweep(sweep_dir, sweep_id, notebooks, secrets.token_hex(8), runs, about)
     sweep.save()
     return sweep
 
@@ -169,14 +205,14 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
     from distributed import wait
     from tqdm.auto import tqdm
 
-    runs = sweep.record["runs"]
-    todo = [name for name, run in runs.items() if run["status"] != Status.FINISHED]
+    runs = sweep.runs
+    todo = [name for name, run in runs.items() if run.status != Status.FINISHED]
     threads = None
     if not scheduler:
         # Threads per run as the grid gives them (one value for every run), else as the cores allow.
-        given = {run["parameters"].get("num_threads") for run in runs.values()}
+        given = {run.parameters.get("num_threads") for run in runs.values()}
         workers, threads = local_workers(workers, given.pop() if len(given) == 1 else None)
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=sweep.record["sweep_id"], unit="run",
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=sweep.sweep_id, unit="run",
                disable=not progress)
     bar.set_postfix(failed=0)
     if not todo:
@@ -189,11 +225,11 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
     futures = {}
     try:
         for name in todo:
-            parameters = dict(runs[name]["parameters"])
+            parameters = dict(runs[name].parameters)
             if threads and "num_threads" not in parameters:
                 parameters["num_threads"] = threads
-            spec = RunSpec(sweep.record["sweep_id"], name, parameters, sweep.record["notebooks"],
-                           str(sweep.sweep_dir.parent), sweep.record["token"])
+            spec = RunSpec(sweep.sweep_id, name, parameters, sweep.notebooks, str(sweep.sweep_dir.parent),
+                           sweep.token)
             shutil.rmtree(sweep.sweep_dir / name, ignore_errors=True)
             futures[client.submit(execute_run, spec, key=f"{spec.sweep_id}/{name}-{secrets.token_hex(4)}",
                                   pure=False)] = name
@@ -224,7 +260,7 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
         # Only now that nothing writes to them any more: half-written runs are removed and left pending.
         time.sleep(KERNEL_EXIT_SECONDS)
         for name in futures.values():
-            if runs[name]["status"] in (Status.PENDING, Status.RUNNING):
+            if runs[name].status in (Status.PENDING, Status.RUNNING):
                 shutil.rmtree(sweep.sweep_dir / name, ignore_errors=True)
                 sweep.set(name, Status.PENDING, note="interrupted")
         raise KeyboardInterrupt
@@ -234,10 +270,9 @@ def run_sweep(sweep: Sweep, workers: int | None = None, scheduler: str | None = 
 def mark_running(sweep: Sweep, started: queue.SimpleQueue) -> None:
     while not started.empty():
         event = started.get()
-        run = sweep.record["runs"].get(event.get("name"))
-        if event.get("sweep_id") == sweep.record["sweep_id"] and run and run["status"] == Status.PENDING:
-            sweep.set(event["name"], Status.RUNNING, host=event.get("host", ""),
-                      started=dt.datetime.now().isoformat(timespec="seconds"))
+        run = sweep.runs.get(event.get("name"))
+        if event.get("sweep_id") == sweep.sweep_id and run and run.status == Status.PENDING:
+            sweep.set(event["name"], Status.RUNNING, host=event.get("host", ""), started=now())
 
 
 def receive(sweep: Sweep, name: str, future) -> None:
@@ -249,12 +284,10 @@ def receive(sweep: Sweep, name: str, future) -> None:
         return
     if result.files:
         unpack(result.files, sweep.sweep_dir, name)
-    details = {"host": result.host, "finished": dt.datetime.now().isoformat(timespec="seconds")}
-    sweep.set(name, result.status, error=result.error, **details)
+    sweep.set(name, result.status, error=result.error, host=result.host, finished=now())
 
 
 def summary(sweep: Sweep) -> str:
-    runs = sweep.record["runs"].values()
-    counts = {status: sum(r["status"] == status for r in runs) for status in (Status.FINISHED, Status.FAILED, Status.PENDING)}
-    return f"sweep {sweep.record['sweep_id']}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + \
-        f" of {len(sweep.record['runs'])}, in {project_relative(sweep.sweep_dir)}"
+    counts = {status: len(sweep.named(status)) for status in (Status.FINISHED, Status.FAILED, Status.PENDING)}
+    return f"sweep {sweep.sweep_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + \
+        f" of {len(sweep.runs)}, in {project_relative(sweep.sweep_dir)}"

@@ -11,6 +11,7 @@ import pytest
 from captcha_nb import PROJECT_ROOT
 from captcha_nb.workflows import grid as grids
 from captcha_nb.workflows import sweep, worker
+from captcha_nb.workflows.runs import Status
 
 pytestmark = pytest.mark.slow  # notebooks, sweeps, benchmarks or training run end to end
 
@@ -68,10 +69,18 @@ def test_a_worker_without_the_sweep_folder_sends_the_run_back_as_bytes(tmp_path,
 def test_a_half_written_run_is_not_taken_for_a_finished_one(tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "params.json").write_text('{"status": "running"}')
-    assert not sweep.is_finished(tmp_path, "r", {"status": "finished"})
+    finished = sweep.SweepRun({}, Status.FINISHED)
+    assert not sweep.is_finished(tmp_path, "r", finished)
     (tmp_path / "r" / "params.json").write_text('{"status": "finished"}')
-    assert sweep.is_finished(tmp_path, "r", {"status": "finished"})
-    assert not sweep.is_finished(tmp_path, "r", {"status": "running"})
+    assert sweep.is_finished(tmp_path, "r", finished)
+    assert not sweep.is_finished(tmp_path, "r", sweep.SweepRun({}, Status.RUNNING))
+    assert not sweep.is_finished(tmp_path, "r", None)
+
+
+def test_the_run_record_reads_back_what_it_wrote():
+    run = sweep.SweepRun({"lr": 0.001, "seed": 0}, Status.FINISHED, host="vm", started="t0", finished="t1")
+    assert sweep.SweepRun.from_dict(run.to_dict()) == run
+    assert sweep.SweepRun({"seed": 1}).to_dict() == {"parameters": {"seed": 1}, "status": Status.PENDING, "error": ""}
 
 
 def test_one_failing_run_is_recorded_and_the_others_finish(tiny_sweep):
