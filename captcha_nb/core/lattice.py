@@ -66,6 +66,31 @@ def forward(log_probs: np.ndarray, label: Sequence[int]) -> np.ndarray:
     return alpha
 
 
+def best_path(log_probs: np.ndarray, label: Sequence[int]) -> tuple[list[int], float]:
+    """The single most probable path that reads `label` (the forward recursion with max for sum, then back along
+    the choices), as classes per frame, and its log-probability; ([], -inf) when no path of T frames reads it."""
+    states = extend_with_blanks(label)
+    steps, size = log_probs.shape[0], len(states)
+    score = np.full((steps, size), -np.inf)
+    came_from = np.zeros((steps, size), dtype=int)
+    score[0, 0] = log_probs[0, states[0]]
+    if size > 1:
+        score[0, 1] = log_probs[0, states[1]]
+    for t in range(1, steps):
+        for s in range(size):
+            incoming = [s] + ([s - 1] if s >= 1 else []) + ([s - 2] if can_skip(states, s) else [])
+            came_from[t, s] = max(incoming, key=lambda previous: score[t - 1, previous])
+            score[t, s] = score[t - 1, came_from[t, s]] + log_probs[t, states[s]]
+    ends = [size - 1] + ([size - 2] if size > 1 else [])
+    state = max(ends, key=lambda s: score[-1, s])
+    if score[-1, state] == -np.inf:
+        return [], -np.inf
+    visited = [state]
+    for t in range(steps - 1, 0, -1):
+        visited.append(came_from[t, visited[-1]])
+    return [states[s] for s in reversed(visited)], float(score[-1, state])
+
+
 def backward(log_probs: np.ndarray, label: Sequence[int]) -> np.ndarray:
     """beta (T, 2L + 1) in log space: all path suffixes from state s at frame t to the end, frame t excluded."""
     states = extend_with_blanks(label)

@@ -84,16 +84,20 @@ def path_probability(log_probs: np.ndarray, path: list[int]) -> float:
 
 def decoder_table(log_probs: np.ndarray, alphabet: Alphabet, beam_width: int = 10, top: int = 3) -> pd.DataFrame:
     """Best path against best labelling: the single most likely path and what it collapses to (greedy), and beam
-    search's best readings; each with the exact probability of its label, summed over every path by the lattice."""
-    best_path = log_probs.argmax(axis=1).tolist()
+    search's best readings. Each row shows the most probable path that reads it (for greedy, the best path of all)
+    with that path's probability, and the exact probability of its label, summed over every path by the lattice."""
+    def spelt(path: list[int]) -> str:
+        return "".join("-" if c == lattice.BLANK else alphabet.chars[c - 1] for c in path)
+
+    best = log_probs.argmax(axis=1).tolist()
     greedy = greedy_decode(torch.from_numpy(np.exp(log_probs))[None])[0].classes
-    rows = [{"decoder": "best path (greedy)", "reading": alphabet.decode(greedy),
-             "path": "".join("-" if c == lattice.BLANK else alphabet.chars[c - 1] for c in best_path),
-             "path probability": path_probability(log_probs, best_path),
+    rows = [{"decoder": "best path (greedy)", "reading": alphabet.decode(greedy), "path": spelt(best),
+             "path probability": path_probability(log_probs, best),
              "label probability": math.exp(lattice.label_log_probability(log_probs, greedy))}]
     for rank, (classes, log_p) in enumerate(beam_alternatives(np.exp(log_probs), beam_width, top), start=1):
-        rows.append({"decoder": f"beam {beam_width}, #{rank}", "reading": alphabet.decode(classes), "path": "",
-                     "path probability": float("nan"), "label probability": math.exp(log_p)})
+        path, path_log_p = lattice.best_path(log_probs, classes)
+        rows.append({"decoder": f"beam {beam_width}, #{rank}", "reading": alphabet.decode(classes),
+                     "path": spelt(path), "path probability": math.exp(path_log_p), "label probability": math.exp(log_p)})
     return pd.DataFrame(rows).set_index("decoder")
 
 
@@ -157,13 +161,35 @@ class FrameSnapshots:
                             "val_seq_accuracy": report.row["val_seq_accuracy"], "probs": probs.numpy(),
                             "alphabet": recogniser.alphabet.chars})
 
-    def argmax_table(self, picture: int = 0) -> pd.DataFrame:
-        """Rows: epochs (with seconds); columns: frames; cells: the most probable class, '-' for the blank."""
+    def argmax_table(self, picture: int = 0, changes_only: bool = False) -> pd.DataFrame:
+        """Rows: epochs (with seconds); columns: frames; cells: the most probable class, '-' for the blank.
+        `changes_only` keeps the first and last epochs and those whose row differs from the epoch before."""
         rows = {}
         for snap in self.epochs:
             chars = "-" + snap["alphabet"]
             rows[f"{snap['epoch']} ({snap['seconds']:.0f} s)"] = [chars[c] for c in snap["probs"][picture].argmax(1)]
-        return pd.DataFrame.from_dict(rows, orient="index")
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        if changes_only and len(table) > 2:
+            changed = (table != table.shift()).any(axis=1)
+            changed.iloc[[0, -1]] = True
+            table = table[changed]
+        return table
+
+    def turning_points(self, picture: int = 0) -> pd.DataFrame:
+        """One row per epoch where the picture's frame-by-frame reading changed (the first and last epochs always):
+        when, the share of blank frames, what the frames collapse to, and the validation accuracy."""
+        kept = self.argmax_table(picture, changes_only=True)
+        by_label = {f"{s['epoch']} ({s['seconds']:.0f} s)": s for s in self.epochs}
+        shares = self.blank_share()
+        rows = []
+        for label, frames in kept.iterrows():
+            snap = by_label[label]
+            classes = [c for i, c in enumerate(frames) if i == 0 or c != frames.iloc[i - 1]]
+            rows.append({"epoch": snap["epoch"], "seconds": round(snap["seconds"], 1),
+                         "blank share": round(shares[snap["epoch"]], 3),
+                         "reads": "".join(c for c in classes if c != "-") or "(nothing)",
+                         "val accuracy": round(snap["val_seq_accuracy"], 3)})
+        return pd.DataFrame(rows).set_index("epoch")
 
     def blank_share(self) -> pd.Series:
         """Share of frames (over the snapshot pictures) whose most probable class is the blank, per epoch."""

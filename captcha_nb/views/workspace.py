@@ -27,6 +27,7 @@ RUNS_DIR = Path(os.environ.get(RUNS_ENV) or PROJECT_ROOT / "runs")
 # Notebooks show named values under this MIME type (beside plain text), so tests read what a notebook found by name
 # instead of matching its printed text.
 RECORD_MIME = "application/vnd.captcha-nb.record+json"
+RECORD_TEXT_CHARS = 100  # longer dicts and lists are counted in the text form (the record keeps them whole)
 # A test run of the notebooks as committed (`pytest --nbval-lax notebooks/`) asks for a short training through this
 # variable, set by notebooks/conftest.py; the notebooks' own defaults stay the real recipe.
 QUICK_ENV = "CAPTCHA_NB_QUICK_MINUTES"
@@ -172,8 +173,16 @@ def record(**values) -> None:
     """Show named values in the notebook: as text for people, and as a record that tests read by name."""
     from IPython.display import display
 
-    text = "\n".join(f"{name}: {value}" for name, value in values.items())
+    text = "\n".join(f"{name}: {shown(value)}" for name, value in values.items())
     display({RECORD_MIME: json.loads(json.dumps(values, default=str)), "text/plain": text}, raw=True)
+
+
+def shown(value) -> str:
+    """A recorded value as people read it: a long dict or list is counted, since the cell shows it as a table."""
+    text = str(value)
+    if isinstance(value, (dict, list, tuple)) and len(text) > RECORD_TEXT_CHARS:
+        return f"{len(value)} entries"
+    return text
 
 
 def read_records(notebook) -> dict:

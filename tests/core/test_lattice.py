@@ -55,3 +55,23 @@ def test_the_gradient_is_softmax_minus_posterior_as_autograd_finds():
 def test_a_label_longer_than_the_frames_allow_has_no_path():
     log_probs = random_log_probs(3, 4, 0)
     assert lattice.label_log_probability(log_probs, [1, 1, 2]) == -np.inf  # needs 4 frames: 1 - 1 2
+
+
+def collapse(path: list[int]) -> list[int]:
+    merged = [c for i, c in enumerate(path) if i == 0 or c != path[i - 1]]
+    return [c for c in merged if c != lattice.BLANK]
+
+
+@pytest.mark.parametrize("label", [[1], [1, 2], [2, 2], [1, 2, 1]])
+def test_the_best_path_of_a_label_is_the_likeliest_of_all_paths_that_read_it(label):
+    import itertools
+
+    log_probs = random_log_probs(5, 3, seed=len(label) * 7 + sum(label))
+    readers = [(sum(log_probs[t, c] for t, c in enumerate(p)), list(p))
+               for p in itertools.product(range(3), repeat=5) if collapse(list(p)) == label]
+    path, log_p = lattice.best_path(log_probs, label)
+    assert collapse(path) == label and log_p == pytest.approx(max(readers)[0])
+
+
+def test_a_label_too_long_for_the_frames_has_no_path():
+    assert lattice.best_path(random_log_probs(2, 3, seed=1), [1, 1]) == ([], -np.inf)

@@ -62,3 +62,9 @@ def test_the_headline_says_which_split_and_how_the_temperature_was_fitted(traine
     figures = workspace.headline(trained_run.run_dir)
     assert figures["headline split"] == metrics["headline"]
     assert figures["temperature fitted"] == metrics["temperature_fit"] and figures["temperature fitted"]
+
+
+def test_a_long_recorded_table_is_counted_in_the_text_and_kept_whole_in_the_record():
+    reasons = {f"rule {i}": "a reason long enough to matter" for i in range(6)}
+    assert workspace.shown(reasons) == "6 entries" and workspace.shown({"a": 1}) == "{'a': 1}"
+    assert workspace.shown("x" * 200) == "x" * 200  # text is text, however long
