@@ -2,10 +2,15 @@
 recipe never reads them). The rest of a `_train` folder is matched by the benchmark's own draw; an `_unlabelled`
 picture by the text its source path carries in `sources.csv`.
 
+For the model's own pseudo-labels (source `self`) it also splits them by whether ddddocr, restricted to the run's
+alphabet, read the same text (the rule `SECOND_OPINION` in core/pseudo.py); ddddocr's readings come from its cache, so
+this costs nothing after a teacher run.
+
     python benchmarks/pseudo_precision.py reports/benchmarks/labels-2026-12-01-pool
 """
 import csv
 import glob
+import json
 import random
 import re
 import sys
@@ -16,6 +21,22 @@ from labels import pools  # noqa: E402
 from styles import find_styles  # noqa: E402
 
 from captcha_nb.sources.data import read_labels  # noqa: E402
+
+
+def precision(rows: list[tuple[str, str]]) -> str:
+    right = sum(reading == truth for reading, truth in rows)
+    return f"{right}/{len(rows)} = {right / max(len(rows), 1):.3f}"
+
+
+def teacher_texts(run_dir: Path, originals: list[Path]) -> list[str | None] | None:
+    try:
+        from captcha_nb.core.ctc import Alphabet
+        from captcha_nb.core.teacher import DdddocrTeacher
+    except ImportError:
+        return None
+    alphabet = Alphabet(json.loads((run_dir / "metrics.json").read_text())["alphabet"])
+    return [r.text if r else None for r in DdddocrTeacher(alphabet).read(originals)]
+
 
 styles = find_styles([Path("../shared/data"), Path("../shared/data/styles")])
 src = {}
@@ -30,20 +51,24 @@ for run in sorted(glob.glob(sys.argv[1] + "/runs/*/pseudo_labels.csv")):
     drawn = random.Random(seed).sample(pool, count)
     taken = {p for p, _ in drawn}
     rest = [pair for pair in pool if pair[0] not in taken]
-    right = total = 0
+    every, own, originals = [], [], []
     for row in csv.DictReader(open(run)):
         path = Path(row["picture"])
-        folder = path.parent.name
-        if folder.endswith("_unlabelled"):
-            key = (style, "unlabelled", path.name)
-            truth = None
-            s = src.get(key)
-            if s:
-                truth = re.split(r"[-_.]", Path(s["path"]).name)[0].lower()
+        if path.parent.name.endswith("_unlabelled"):
+            original, s = path, src.get((style, "unlabelled", path.name))
+            truth = re.split(r"[-_.]", Path(s["path"]).name)[0].lower() if s else None
         else:
-            truth = rest[int(path.stem)][1]
+            original, truth = rest[int(path.stem)]
         if truth is None:
             continue
-        total += 1
-        right += row["reading"] == truth
-    print(name, f"{right}/{total} = {right/max(total,1):.3f}")
+        every.append((row["reading"], truth))
+        if row["source"] == "self":
+            own.append((row["reading"], truth))
+            originals.append(original)
+    line = f"{name}: all {precision(every)}"
+    texts = teacher_texts(Path(run).parent, originals) if own else None
+    if texts is not None:
+        agreed = [pair for pair, text in zip(own, texts) if text == pair[0]]
+        not_agreed = [pair for pair, text in zip(own, texts) if text != pair[0]]
+        line += f"; own {precision(own)}, ddddocr agrees {precision(agreed)}, does not {precision(not_agreed)}"
+    print(line)

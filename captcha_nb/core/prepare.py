@@ -170,6 +170,7 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
     alphabet = warm.grown_alphabet(sorted(chars)) if warm else Alphabet("".join(sorted(chars)))
     unlabelled = Pool(pool, pool.tensor(spec)) if len(pool) or labels_from == "teacher" else None
     if unlabelled is not None and config.teacher:
+        unlabelled.teacher_texts = [r.text if (r := readings.get(p)) else None for p in pool.paths]
         # Round 0 is recorded even when the teacher is not trusted (threshold 1: nothing kept), so the run says so.
         threshold = teacher["teacher_threshold"]
         kept = unlabelled.adopt([readings.get(p) for p in pool.paths], threshold, 0, teacher["teacher"]) \

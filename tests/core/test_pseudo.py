@@ -46,6 +46,18 @@ def test_a_later_round_replaces_confident_labels_and_keeps_the_others():
         0: ("ab", 0), 1: ("ce", 1), 2: ("ef", 1)}
 
 
+def test_with_a_teacher_a_round_keeps_only_the_readings_it_agrees_with(monkeypatch):
+    pool = pool_of(4)
+    pool.teacher_texts = ["ab", "cd", None, "ef"]
+    readings = [Reading("ab", 0.99), Reading("cx", 0.99), Reading("gh", 0.99), None]
+    agreed, overruled = pool.second_opinion(readings)
+    assert [r.text if r else None for r in agreed] == ["ab", None, None, None] and overruled == 2
+    assert pool.adopt(agreed, 0.9, 1, "self") == 1 and set(pool.labels) == {0}
+    monkeypatch.setattr(pseudo, "SECOND_OPINION", False)
+    assert pool.second_opinion(readings) == (readings, 0)
+    assert pool_of(2).second_opinion(readings[:2]) == (readings[:2], 0)  # no teacher: nothing to agree with
+
+
 def test_an_epoch_takes_a_bounded_share_of_a_large_pool():
     pool = pool_of(3000)
     pool.adopt([Reading("a", 1.0)] * 3000, 0.9, 0, "self")
