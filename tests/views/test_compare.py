@@ -96,3 +96,11 @@ def test_the_gap_table_flags_only_runs_whose_validation_loss_runs_away():
     table = compare.gap_table({"dense": curve(0.04, 0.13), "easy": curve(0.001, 0.002), "wide": curve(0.6, 0.9)})
     assert table["epochs overfitting (gap rule)"].to_dict() == {"dense": 1, "easy": 0, "wide": 0}
     assert table.loc["dense", "train loss"] == 0.04 and table.loc["dense", "augmentation strength"] == 1.25
+
+
+def test_a_best_runs_links_are_relative_to_where_the_comparison_is_written(tmp_path):
+    run = tmp_path / "sweep" / "lr=0.001,seed=0"
+    run.mkdir(parents=True)
+    (run / "03_ctc_training.ipynb").write_text("{}")
+    links = compare.notebook_links(run.name, tmp_path / "sweep", start=tmp_path / "comparison")
+    assert links == "[03_ctc_training.ipynb](../sweep/lr=0.001,seed=0/03_ctc_training.ipynb)"
