@@ -115,7 +115,7 @@ ROOMS = {
     "core.rundir": {"sources.files"},
     "core.device": set(),
     "core.evaluation": {"core.ctc", "core.metrics", "core.model"},
-    "core.teacher": {"core.ctc", "core.checkpoint", "core.rundir", "core.model", "sources.data"},
+    "core.teacher": {"core.ctc", "core.evaluation", "core.checkpoint", "core.rundir", "core.model", "sources.data"},
     "core.pseudo": {"core.ctc", "core.evaluation", "sources.data", "sources.files"},
     # Where a run starts, decided once; the loop (engine) only runs what `begin` hands it.
     "core.start": {"core.checkpoint", "core.config", "core.device", "core.ema", "core.model", "core.prepare",

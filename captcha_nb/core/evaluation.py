@@ -25,8 +25,10 @@ class Evaluation:
         return {"n": len(self.truths), "loss": self.loss, "seq_accuracy": self.seq_accuracy, "cer": self.cer}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reading:
+    """A reading of one picture, by the run's model or by a teacher."""
+
     text: str
     confidence: float
 

@@ -179,8 +179,8 @@ def due(pool: Pool | None, progress, budget: float, config, by_teacher: bool = F
 def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: Alphabet, elapsed: float,
                         teacher_labelled: CaptchaSet | None = None, teacher_x: torch.Tensor | None = None) -> dict:
     """One round: the judged model reads the pool; its readings above the threshold its validation readings set
-    (and, with a teacher, that the teacher read alike: SECOND_OPINION) become the pseudo-labels. With no human label, the training pictures' labels are the teacher's readings: the
-    model reads them too and its confident readings replace the teacher's (a student that reads better than its
+    (and, with a teacher, that the teacher read alike: SECOND_OPINION) become the pseudo-labels. With no human
+    label, the training pictures' labels are the teacher's readings: the model reads them too and its confident readings replace the teacher's (a student that reads better than its
     teacher corrects it). Returns the round's record."""
     started = time.perf_counter()
     correct = [p == t for p, t in zip(evaluation.predictions, evaluation.truths)]

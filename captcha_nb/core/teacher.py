@@ -16,7 +16,6 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,11 @@ import torch
 from tqdm.auto import tqdm
 
 from captcha_nb.core.ctc import Alphabet, Decoding, greedy_decode
+from captcha_nb.core.evaluation import Reading
 
 DDDDOCR = "ddddocr"
 # Where teachers' readings are kept between runs; $CAPTCHA_NB_CACHE moves it.
 CACHE_DIR = Path(os.environ.get("CAPTCHA_NB_CACHE", Path.home() / ".cache" / "captcha_nb"))
-
-
-@dataclass(frozen=True)
-class Reading:
-    text: str
-    confidence: float
 
 
 def restricted_reading(probs: np.ndarray, columns: list[list[int]]) -> Decoding:

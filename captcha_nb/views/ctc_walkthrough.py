@@ -97,7 +97,8 @@ def decoder_table(log_probs: np.ndarray, alphabet: Alphabet, beam_width: int = 1
     for rank, (classes, log_p) in enumerate(beam_alternatives(np.exp(log_probs), beam_width, top), start=1):
         path, path_log_p = lattice.best_path(log_probs, classes)
         rows.append({"decoder": f"beam {beam_width}, #{rank}", "reading": alphabet.decode(classes),
-                     "path": spelt(path), "path probability": math.exp(path_log_p), "label probability": math.exp(log_p)})
+                     "path": spelt(path), "path probability": math.exp(path_log_p),
+                     "label probability": math.exp(log_p)})
     return pd.DataFrame(rows).set_index("decoder")
 
 
