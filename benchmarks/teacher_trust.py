@@ -10,12 +10,14 @@ Readings are cached (core/teacher.py), so a second run costs seconds. Prints a t
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import tempfile
 from pathlib import Path
 
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.prepare import trust_teacher
+from captcha_nb.core.pseudo import doubtful_characters
 from captcha_nb.core.teacher import DdddocrTeacher
 from captcha_nb.sources.data import load_dataset
 from captcha_nb.sources.synth import generate
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from styles import chosen_styles  # noqa: E402
 
 LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+FEW, DRAWS = 45, 3  # the training labels of a 50-label run, drawn three times
 SYNTHETIC = {"cyrillic-5": ("абвгдежзиклмнопрстуфхцчшщыэюя", 5),
              "case-sensitive-8": ("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", 8)}
 
@@ -39,6 +42,12 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
         kept = [ok for ok, r in zip(right, readings) if r is not None and r.confidence >= level]
         print(f"  confidence >= {level:.2f}: {len(kept) / len(right):6.1%} kept, {sum(kept) / max(len(kept), 1):6.1%} right")
     print(f"  the trust rule: {trust_teacher(teacher, pictures)}")
+    # The doubtful characters on every labelled picture, and what a user with 45 training labels would find.
+    print(f"  doubtful on all {len(right)}: {doubtful_characters(readings, pictures.labels)}")
+    for draw in range(DRAWS):
+        rows = random.Random(draw).sample(range(len(right)), min(FEW, len(right)))
+        found = doubtful_characters([readings[i] for i in rows], [pictures.labels[i] for i in rows])
+        print(f"  doubtful on {len(rows)} (draw {draw}): {found}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet, min_time_steps
 from captcha_nb.core.evaluation import evaluation_of
 from captcha_nb.core.model import batched_logits, model_spec
-from captcha_nb.core.pseudo import Pool, confidence_threshold
+from captcha_nb.core.pseudo import Pool, confidence_threshold, doubtful_characters
 from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.teacher import open_teacher
 from captcha_nb.sources.data import (
@@ -170,26 +170,36 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
     alphabet = warm.grown_alphabet(sorted(chars)) if warm else Alphabet("".join(sorted(chars)))
     unlabelled = Pool(pool, pool.tensor(spec)) if len(pool) or labels_from == "teacher" else None
     if unlabelled is not None and config.teacher:
-        unlabelled.teacher_texts = [r.text if (r := readings.get(p)) else None for p in pool.paths]
+        given = [readings.get(p) for p in pool.paths]
+        unlabelled.teacher_texts = [r.text if r else None for r in given]
+        unlabelled.teacher_doubts = frozenset(teacher.get("teacher_doubtful", {}))
+        # A reading with a character the teacher often writes wrongly is not taken: the run's model reads it later.
+        trusted = [r if r and not unlabelled.teacher_doubts & set(r.text) else None for r in given]
         # Round 0 is recorded even when the teacher is not trusted (threshold 1: nothing kept), so the run says so.
         threshold = teacher["teacher_threshold"]
-        kept = unlabelled.adopt([readings.get(p) for p in pool.paths], threshold, 0, teacher["teacher"]) \
-            if threshold < 1.0 else 0
+        kept = unlabelled.adopt(trusted, threshold, 0, teacher["teacher"]) if threshold < 1.0 else 0
         unlabelled.rounds.append({"round": 0, "source": teacher["teacher"], "at_seconds": 0.0, "threshold": threshold,
                                   "threshold_rule": teacher["teacher_rule"], "read": len(pool), "kept": kept,
-                                  "in_use": len(unlabelled.labels)})
+                                  "in_use": len(unlabelled.labels),
+                                  "doubtful_skipped": sum(map(bool, given)) - sum(map(bool, trusted))})
     return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x, decision.reasons, unlabelled,
                         labels_from, teacher)
 
 
 def trust_teacher(reader, train: CaptchaSet) -> dict:
-    """Score the teacher on the labelled training pictures and trust it as far as it reads them: its readings count
-    above the confidence where they are right as often as the run's own must be (pseudo.confidence_threshold)."""
+    """Score the teacher on the labelled training pictures and trust it as far as it reads them: first the
+    characters it writes wrongly too often (pseudo.doubtful_characters), whose readings are never taken; then, among
+    the readings without them, the confidence above which they are right as often as the run's own must be
+    (pseudo.confidence_threshold)."""
     scored = reader.read(train.paths)
     correct = [r is not None and r.text == label for r, label in zip(scored, train.labels)]
-    threshold, how = confidence_threshold([r.confidence if r else 0.0 for r in scored], correct)
+    doubtful = doubtful_characters(scored, train.labels)
+    takeable = [(r.confidence if r else 0.0, ok) for r, ok in zip(scored, correct)
+                if not (r and set(doubtful) & set(r.text))]
+    threshold, how = confidence_threshold([c for c, _ in takeable], [ok for _, ok in takeable])
     return {"teacher_accuracy_on_labels": round(sum(correct) / max(len(correct), 1), 4),
-            "teacher_scored_on": len(correct), "teacher_threshold": round(threshold, 4), "teacher_rule": how}
+            "teacher_scored_on": len(correct), "teacher_threshold": round(threshold, 4), "teacher_rule": how,
+            "teacher_doubtful": doubtful}
 
 
 def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dict:

@@ -45,6 +45,13 @@ POOL_ROWS_MIN = 512
 # agreement lifted the pseudo-labels' precision from 81-96 % to 92-99 % on kelab and digits (BENCHMARKS.md, "The
 # unlabelled pool").
 SECOND_OPINION = True
+# A character the teacher writes is doubtful when, on the labelled pictures it read at the right length, it was wrong
+# there at least DOUBT_MIN_WRONG times and right less than DOUBT_PRECISION of the time. ddddocr writes 'o' for kelab's
+# '0' (66 % of its 'o's right on 1,000 kelab_train pictures) and 'l' for 'i' (82 %): agreeing with it there repeats
+# its mistake. A teacher reading with a doubtful character is not taken, and a second opinion ignores those places.
+# 45 labels find 'o' or 'l' in each of three draws (BENCHMARKS.md, "The unlabelled pool").
+DOUBT_MIN_WRONG = 2
+DOUBT_PRECISION = 0.9
 
 PSEUDO_COLUMNS = ["picture", "reading", "confidence", "round", "source"]
 
@@ -73,6 +80,26 @@ def confidence_threshold(confidences: Sequence[float], correct: Sequence[bool]) 
     return max(best, MIN_THRESHOLD), f"{PRECISION_TARGET:.0%} of {len(ranked)} labelled readings right above it"
 
 
+def doubtful_characters(readings: Sequence, truths: Sequence[str]) -> dict[str, dict]:
+    """The characters a reader writes in the wrong place too often to second anyone (DOUBT_MIN_WRONG,
+    DOUBT_PRECISION), each with how often it was written and right; readings of another length say nothing."""
+    written: dict[str, list[int]] = {}
+    for reading, truth in zip(readings, truths):
+        if reading is None or len(reading.text) != len(truth):
+            continue
+        for char, true_char in zip(reading.text, truth):
+            counts = written.setdefault(char, [0, 0])
+            counts[0] += 1
+            counts[1] += char == true_char
+    return {char: {"written": n, "right": right} for char, (n, right) in sorted(written.items())
+            if n - right >= DOUBT_MIN_WRONG and right / n < DOUBT_PRECISION}
+
+
+def agree(reading: str, teacher: str, doubtful: frozenset[str]) -> bool:
+    """Whether the teacher seconds a reading: the same text, except where the teacher wrote a doubtful character."""
+    return len(reading) == len(teacher) and all(a == b or b in doubtful for a, b in zip(reading, teacher))
+
+
 @dataclass
 class Pool:
     """The unlabelled pictures, their decoded input and their current pseudo-labels (by row)."""
@@ -82,13 +109,15 @@ class Pool:
     labels: dict[int, PseudoLabel] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
     teacher_texts: list[str | None] | None = None  # the teacher's reading of every row, confident or not
+    teacher_doubts: frozenset[str] = frozenset()  # the characters it writes wrongly too often (doubtful_characters)
 
     def second_opinion(self, readings: Sequence) -> tuple[list, int]:
         """The readings the teacher agrees with (the others become None) and how many it did not; all of them when
         there is no teacher."""
         if not SECOND_OPINION or self.teacher_texts is None:
             return list(readings), 0
-        agreed = [r if r is not None and r.text == t else None for r, t in zip(readings, self.teacher_texts)]
+        agreed = [r if r is not None and t is not None and agree(r.text, t, self.teacher_doubts) else None
+                  for r, t in zip(readings, self.teacher_texts)]
         return agreed, sum(a is None and r is not None for a, r in zip(agreed, readings))
 
     def __len__(self) -> int:
@@ -180,8 +209,9 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
                         teacher_labelled: CaptchaSet | None = None, teacher_x: torch.Tensor | None = None) -> dict:
     """One round: the judged model reads the pool; its readings above the threshold its validation readings set
     (and, with a teacher, that the teacher read alike: SECOND_OPINION) become the pseudo-labels. With no human
-    label, the training pictures' labels are the teacher's readings: the model reads them too and its confident readings replace the teacher's (a student that reads better than its
-    teacher corrects it). Returns the round's record."""
+    label, the training pictures' labels are the teacher's readings: the model reads them too and its confident
+    readings replace the teacher's (a student that reads better than its teacher corrects it). Returns the round's
+    record."""
     started = time.perf_counter()
     correct = [p == t for p, t in zip(evaluation.predictions, evaluation.truths)]
     threshold, how = confidence_threshold(evaluation.confidences, correct)

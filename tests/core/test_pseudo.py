@@ -12,7 +12,7 @@ from captcha_nb.core import pseudo
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.engine import fit
-from captcha_nb.core.pseudo import Pool, confidence_threshold
+from captcha_nb.core.pseudo import Pool, confidence_threshold, doubtful_characters
 from captcha_nb.core.teacher import Reading
 from captcha_nb.sources.data import CaptchaSet
 
@@ -56,6 +56,22 @@ def test_with_a_teacher_a_round_keeps_only_the_readings_it_agrees_with(monkeypat
     monkeypatch.setattr(pseudo, "SECOND_OPINION", False)
     assert pool.second_opinion(readings) == (readings, 0)
     assert pool_of(2).second_opinion(readings[:2]) == (readings[:2], 0)  # no teacher: nothing to agree with
+
+
+def test_a_character_the_teacher_often_writes_wrongly_is_doubtful():
+    truths = ["0a", "0b", "oa", "ob", "1a", "abc"]
+    readings = [Reading("oa", 0.9), Reading("ob", 0.9), Reading("oa", 0.9), Reading("ob", 0.9), Reading("1a", 0.9),
+                Reading("ab", 0.9)]  # 'o' right 2 of 4; a reading of another length counts nowhere
+    assert doubtful_characters(readings, truths) == {"o": {"written": 4, "right": 2}}
+    # One slip is not a pattern (DOUBT_MIN_WRONG).
+    assert doubtful_characters(readings[1:], truths[1:]) == {}
+
+
+def test_a_second_opinion_ignores_the_places_where_the_teacher_is_doubtful():
+    pool = pool_of(3)
+    pool.teacher_texts, pool.teacher_doubts = ["o1", "o1", "o1"], frozenset("o")
+    agreed, overruled = pool.second_opinion([Reading("01", 0.99), Reading("02", 0.99), Reading("0", 0.99)])
+    assert [r.text if r else None for r in agreed] == ["01", None, None] and overruled == 2
 
 
 def test_an_epoch_takes_a_bounded_share_of_a_large_pool():
@@ -129,6 +145,23 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     # Resumed, the run carries on with the pseudo-labels it had (last.pt holds them, loaded with weights_only).
     resumed = fit(TrainConfig(**{**config.to_dict(), "epochs": 3, "resume": True})).metrics
     assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
+
+
+def test_a_teacher_that_writes_3_for_2_is_not_taken_where_it_writes_3(tmp_path, tiny_dir, monkeypatch):
+    from captcha_nb.core import prepare
+
+    folder = half_labelled(tmp_path, tiny_dir, 30)
+    truths = {f"{i:03d}.png": p.stem.replace("2", "3") for i, p in enumerate(sorted(tiny_dir.glob("*.png")))}
+    monkeypatch.setattr(prepare, "open_teacher", lambda name, alphabet, device: KnowsTheAnswers(truths))
+    config = TrainConfig(data_dir=str(folder), run_dir=str(tmp_path / "run"), teacher="ddddocr", epochs=1,
+                         batch_size=8, progress=False, val_fraction=0.25, test_fraction=0.0, max_minutes=5)
+    metrics = fit(config).metrics
+    assert list(metrics["teacher_doubtful"]) == ["3"]
+    pool_texts = [truths[f"{i:03d}.png"] for i in range(30, 40)]
+    with_3 = sum("3" in text for text in pool_texts)
+    assert 0 < with_3 < 10  # the synthetic draw holds both kinds, so the count below means something
+    first = metrics["pool"]["rounds"][0]
+    assert first["doubtful_skipped"] == with_3 and first["kept"] == 10 - with_3
 
 
 def test_a_run_of_ours_teaches_within_the_runs_alphabet(trained_run, tiny_dir):
