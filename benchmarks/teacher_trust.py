@@ -17,7 +17,7 @@ from pathlib import Path
 
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.prepare import trust_teacher
-from captcha_nb.core.pseudo import doubtful_characters
+from captcha_nb.core.pseudo import confidence_threshold, doubtful_characters
 from captcha_nb.core.teacher import DdddocrTeacher
 from captcha_nb.sources.data import load_dataset
 from captcha_nb.sources.synth import generate
@@ -27,6 +27,7 @@ from styles import chosen_styles  # noqa: E402
 
 LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 FEW, DRAWS = 45, 3  # the training labels of a 50-label run, drawn three times
+SIMULATED = 200  # draws of FEW labels for the threshold's spread
 SYNTHETIC = {"cyrillic-5": ("абвгдежзиклмнопрстуфхцчшщыэюя", 5),
              "case-sensitive-8": ("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", 8)}
 
@@ -48,6 +49,30 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
         rows = random.Random(draw).sample(range(len(right)), min(FEW, len(right)))
         found = doubtful_characters([readings[i] for i in rows], [pictures.labels[i] for i in rows])
         print(f"  doubtful on {len(rows)} (draw {draw}): {found}")
+    small_draws(readings, pictures.labels, right)
+
+
+def small_draws(readings: list, labels: list[str], right: list[bool]) -> None:
+    """What round 0 takes from the teacher when a user has FEW training labels: over many draws, the threshold the
+    trust rule measures on the draw, and how many of the other pictures' readings it takes and how many of those are
+    right (the other pictures stand for the pool; their labels are hidden from the rule)."""
+    if len(right) < 2 * FEW:
+        return
+    outcomes = []
+    for draw in range(SIMULATED):
+        rows = set(random.Random(1000 + draw).sample(range(len(right)), FEW))
+        threshold, _ = confidence_threshold([readings[i].confidence if readings[i] else 0.0 for i in rows],
+                                            [right[i] for i in rows])
+        doubtful = set(doubtful_characters([readings[i] for i in rows], [labels[i] for i in rows]))
+        taken = [right[i] for i, r in enumerate(readings) if i not in rows and r is not None and threshold < 1.0
+                 and r.confidence >= threshold and not doubtful & set(r.text)]
+        outcomes.append((len(taken) / (len(right) - FEW), sum(taken) / max(len(taken), 1) if taken else None))
+    shares = sorted(share for share, _ in outcomes)
+    precisions = sorted(p for _, p in outcomes if p is not None)
+    print(f"  {SIMULATED} draws of {FEW} labels: the pool share taken in round 0 median {shares[len(shares) // 2]:.1%}"
+          f" (nothing in {sum(p is None for _, p in outcomes)}); right among those taken: median "
+          f"{precisions[len(precisions) // 2]:.1%}, worst {precisions[0]:.1%}, worst tenth "
+          f"{precisions[len(precisions) // 10]:.1%}" if precisions else "  nothing taken in any draw")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -147,6 +147,18 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
 
 
+def test_labels_raise_the_teachers_threshold_but_never_below_the_blind_one():
+    from captcha_nb.core import prepare
+
+    pictures = CaptchaSet([Path(f"{i}.png") for i in range(30)], ["ab"] * 30, [(10, 10)] * 30)
+    every = {f"{i}.png": "ab" for i in range(30)}
+    sure, unsure = KnowsTheAnswers(every), KnowsTheAnswers(every)
+    unsure.read = lambda paths, progress=False: [Reading("ab", 0.6) for _ in paths]  # right, but not sure of it
+    assert prepare.trust_teacher(sure, pictures)["teacher_threshold"] == 0.99
+    floored = prepare.trust_teacher(unsure, pictures)
+    assert floored["teacher_threshold"] == prepare.TEACHER_BLIND_THRESHOLD and "raised" in floored["teacher_rule"]
+
+
 def test_a_teacher_that_writes_3_for_2_is_not_taken_where_it_writes_3(tmp_path, tiny_dir, monkeypatch):
     from captcha_nb.core import prepare
 
