@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from captcha_nb.core.ctc import Alphabet
-from captcha_nb.core.prepare import trust_teacher
+from captcha_nb.core.prepare import teacher_threshold, trust_teacher
 from captcha_nb.core.pseudo import confidence_threshold, doubtful_characters
 from captcha_nb.core.teacher import DdddocrTeacher
 from captcha_nb.sources.data import load_dataset
@@ -55,14 +55,20 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
 def small_draws(readings: list, labels: list[str], right: list[bool]) -> None:
     """What round 0 takes from the teacher when a user has FEW training labels: over many draws, the threshold the
     trust rule measures on the draw, and how many of the other pictures' readings it takes and how many of those are
-    right (the other pictures stand for the pool; their labels are hidden from the rule)."""
+    right (the other pictures stand for the pool; their labels are hidden from the rule). Twice: with the threshold
+    as measured (pseudo.confidence_threshold) and as the rule takes it (prepare.teacher_threshold, with its floor)."""
     if len(right) < 2 * FEW:
         return
+    for rule in (confidence_threshold, teacher_threshold):
+        print(f"  {rule.__name__}:", end="")
+        draws_of(rule, readings, labels, right)
+
+
+def draws_of(rule, readings: list, labels: list[str], right: list[bool]) -> None:
     outcomes = []
     for draw in range(SIMULATED):
         rows = set(random.Random(1000 + draw).sample(range(len(right)), FEW))
-        threshold, _ = confidence_threshold([readings[i].confidence if readings[i] else 0.0 for i in rows],
-                                            [right[i] for i in rows])
+        threshold, _ = rule([readings[i].confidence if readings[i] else 0.0 for i in rows], [right[i] for i in rows])
         doubtful = set(doubtful_characters([readings[i] for i in rows], [labels[i] for i in rows]))
         taken = [right[i] for i, r in enumerate(readings) if i not in rows and r is not None and threshold < 1.0
                  and r.confidence >= threshold and not doubtful & set(r.text)]

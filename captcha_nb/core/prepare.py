@@ -188,6 +188,15 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
                         labels_from, teacher)
 
 
+def teacher_threshold(confidences: list[float], correct: list[bool]) -> tuple[float, str]:
+    """The confidence above which the teacher's readings are taken, measured on labelled ones: the run's own rule
+    (pseudo.confidence_threshold), but never below TEACHER_BLIND_THRESHOLD."""
+    threshold, how = confidence_threshold(confidences, correct)
+    if threshold < TEACHER_BLIND_THRESHOLD:
+        return TEACHER_BLIND_THRESHOLD, f"{how}, raised to the blind threshold"
+    return threshold, how
+
+
 def trust_teacher(reader, train: CaptchaSet) -> dict:
     """Score the teacher on the labelled training pictures and trust it as far as it reads them: its readings count
     above the confidence where they are right as often as the run's own must be (pseudo.confidence_threshold), and
@@ -198,9 +207,7 @@ def trust_teacher(reader, train: CaptchaSet) -> dict:
     character, 45 labels left too few to reach PRECISION_TARGET and nothing was taken (kelab, 50 labels, seed 0)."""
     scored = reader.read(train.paths)
     correct = [r is not None and r.text == label for r, label in zip(scored, train.labels)]
-    threshold, how = confidence_threshold([r.confidence if r else 0.0 for r in scored], correct)
-    if threshold < TEACHER_BLIND_THRESHOLD:
-        threshold, how = TEACHER_BLIND_THRESHOLD, f"{how}, raised to the blind threshold"
+    threshold, how = teacher_threshold([r.confidence if r else 0.0 for r in scored], correct)
     return {"teacher_accuracy_on_labels": round(sum(correct) / max(len(correct), 1), 4),
             "teacher_scored_on": len(correct), "teacher_threshold": round(threshold, 4), "teacher_rule": how,
             "teacher_doubtful": doubtful_characters(scored, train.labels)}
