@@ -48,8 +48,9 @@ SECOND_OPINION = True
 # A character the teacher writes is doubtful when, on the labelled pictures it read at the right length, it was wrong
 # there at least DOUBT_MIN_WRONG times and right less than DOUBT_PRECISION of the time. ddddocr writes 'o' for kelab's
 # '0' and 'l' for 'i' (on 1,000 kelab_train pictures its 'o' is right 66 % of the time, 53 of the wrong 56 zeros;
-# its 'l' 82 %, 19 of the wrong 22 i's): agreeing with it there repeats its mistake. A teacher reading with a doubtful character is not taken, and a second opinion ignores those places.
-# 45 labels find 'o' or 'l' in each of three draws (BENCHMARKS.md, "The unlabelled pool").
+# its 'l' 82 %, 19 of the wrong 22 i's): agreeing with it there repeats its mistake. A teacher reading with a
+# doubtful character is not taken, and a second opinion ignores those places. 45 labels find 'o' or 'l' in each of
+# three draws (BENCHMARKS.md, "The unlabelled pool").
 DOUBT_MIN_WRONG = 2
 DOUBT_PRECISION = 0.9
 
