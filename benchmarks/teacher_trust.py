@@ -17,7 +17,12 @@ from pathlib import Path
 
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.prepare import teacher_threshold, trust_teacher
-from captcha_nb.core.pseudo import confidence_threshold, doubtful_characters
+from captcha_nb.core.pseudo import (
+    confidence_threshold,
+    doubtful_characters,
+    plausible,
+    teacher_takes,
+)
 from captcha_nb.core.teacher import DdddocrTeacher
 from captcha_nb.sources.data import load_dataset
 from captcha_nb.sources.synth import generate
@@ -42,7 +47,7 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
     for level in LEVELS:
         kept = [ok for ok, r in zip(right, readings) if r is not None and r.confidence >= level]
         print(f"  confidence >= {level:.2f}: {len(kept) / len(right):6.1%} kept, {sum(kept) / max(len(kept), 1):6.1%} right")
-    print(f"  the trust rule: {trust_teacher(teacher, pictures)}")
+    print(f"  the trust rule: {trust_teacher(teacher, pictures, frozenset(map(len, pictures.labels)))}")
     # The doubtful characters on every labelled picture, and what a user with 45 training labels would find.
     print(f"  doubtful on all {len(right)}: {doubtful_characters(readings, pictures.labels)}")
     for draw in range(DRAWS):
@@ -55,23 +60,26 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
 def small_draws(readings: list, labels: list[str], right: list[bool]) -> None:
     """What round 0 takes from the teacher when a user has FEW training labels: over many draws, the threshold the
     trust rule measures on the draw, and how many of the other pictures' readings it takes and how many of those are
-    right (the other pictures stand for the pool; their labels are hidden from the rule). Twice: with the threshold
-    as measured (pseudo.confidence_threshold) and as the rule takes it (prepare.teacher_threshold, with its floor)."""
+    right (the other pictures stand for the pool; their labels are hidden from the rule). Three times: with the
+    threshold as measured (pseudo.confidence_threshold), as the rule takes it (prepare.teacher_threshold, with its
+    floor), and with the floor and the labels' lengths (pseudo.plausible) as round 0 applies them."""
     if len(right) < 2 * FEW:
         return
-    for rule in (confidence_threshold, teacher_threshold):
-        print(f"  {rule.__name__}:", end="")
-        draws_of(rule, readings, labels, right)
+    for rule, by_length in ((confidence_threshold, False), (teacher_threshold, False), (teacher_threshold, True)):
+        print(f"  {rule.__name__}{' + lengths' if by_length else ''}:", end="")
+        draws_of(rule, by_length, readings, labels, right)
 
 
-def draws_of(rule, readings: list, labels: list[str], right: list[bool]) -> None:
+def draws_of(rule, by_length: bool, readings: list, labels: list[str], right: list[bool]) -> None:
     outcomes = []
     for draw in range(SIMULATED):
         rows = set(random.Random(1000 + draw).sample(range(len(right)), FEW))
-        threshold, _ = rule([readings[i].confidence if readings[i] else 0.0 for i in rows], [right[i] for i in rows])
-        doubtful = set(doubtful_characters([readings[i] for i in rows], [labels[i] for i in rows]))
-        taken = [right[i] for i, r in enumerate(readings) if i not in rows and r is not None and threshold < 1.0
-                 and r.confidence >= threshold and not doubtful & set(r.text)]
+        lengths = frozenset(len(labels[i]) for i in rows) if by_length else None
+        measured = [i for i in rows if readings[i] and plausible(readings[i].text, lengths)]
+        threshold, _ = rule([readings[i].confidence for i in measured], [right[i] for i in measured])
+        doubtful = frozenset(doubtful_characters([readings[i] for i in rows], [labels[i] for i in rows]))
+        taken = [right[i] for i, r in enumerate(readings)
+                 if i not in rows and teacher_takes(r, threshold, doubtful, lengths)]
         outcomes.append((len(taken) / (len(right) - FEW), sum(taken) / max(len(taken), 1) if taken else None))
     shares = sorted(share for share, _ in outcomes)
     precisions = sorted(p for _, p in outcomes if p is not None)

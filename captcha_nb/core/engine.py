@@ -107,7 +107,7 @@ def fit(config: TrainConfig, callbacks: Sequence[Callable[[EpochReport], None]] 
     with run_lock(run_dir, "train"):
         run = begin(config, run_dir)
         data, progress, files = run.data, run.progress, RunDir(run_dir)
-        if data.pool is not None and data.pool.labels:
+        if data.pool is not None and (data.pool.labels or data.pool.folder_labels):
             data.pool.write(files.pseudo_labels)  # round 0's (the teacher's), or a resumed run's
         # Loop: the learning rate follows the wall clock, each epoch is judged on validation, the best weights are
         # kept; the teacher's reading of the pool was paid from the same budget.

@@ -23,7 +23,15 @@ from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet, min_time_steps
 from captcha_nb.core.evaluation import evaluation_of
 from captcha_nb.core.model import batched_logits, model_spec
-from captcha_nb.core.pseudo import Pool, confidence_threshold, doubtful_characters
+from captcha_nb.core.pseudo import (
+    MIN_READINGS,
+    Pool,
+    PseudoLabel,
+    confidence_threshold,
+    doubtful_characters,
+    plausible,
+    teacher_takes,
+)
 from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.teacher import open_teacher
 from captcha_nb.sources.data import (
@@ -40,7 +48,11 @@ from captcha_nb.sources.data import (
 from captcha_nb.sources.download import resolve_data_dir
 from captcha_nb.sources.files import LABELS_FILE
 from captcha_nb.sources.geometry import InputSpec
-from captcha_nb.sources.input_rules import PROFILE_SAMPLE, InputDecision, decide_input_spec
+from captcha_nb.sources.input_rules import (
+    PROFILE_SAMPLE,
+    InputDecision,
+    decide_input_spec,
+)
 
 # With no human label to score the teacher on, its readings are taken above this confidence
 # (reports/BENCHMARKS.md, "The unlabelled pool": ddddocr's confidence against its precision on labelled styles).
@@ -145,13 +157,15 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
         test_fraction = 0.0 if labels_from == "teacher" else config.test_fraction
         names = split_names(dataset.names, config.val_fraction, config.seed, test_fraction)
         split = {"data_dir": project_relative(data_dir), "fingerprint": fingerprint_dir(data_dir),
-                 "seed": config.seed, "val_fraction": config.val_fraction, "test_fraction": test_fraction}
+                 "seed": config.seed, "val_fraction": config.val_fraction, "test_fraction": test_fraction,
+                 "labels_from": labels_from}
         save_split(split_path, names, **split)
         split.update(names.to_dict())
     train, val = dataset.subset(split["train"]), dataset.subset(split["val"])
     test = dataset.subset(split["test"]) if split["test"] else None
+    lengths = frozenset(map(len, train.labels + val.labels)) if labels_from == "labels" else None
     if config.teacher:
-        teacher.update(trust_teacher(reader, train) if labels_from == "labels" else
+        teacher.update(trust_teacher(reader, train, lengths) if labels_from == "labels" else
                        {"teacher_threshold": TEACHER_BLIND_THRESHOLD,
                         "teacher_rule": "no human label to score it on: its readings are the labels"})
     if start is not None and start.spec is not None:
@@ -170,44 +184,61 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
     chars = set(config.alphabet or "") | set("".join(train.labels + val.labels))
     chars |= set(alphabet.chars) if config.teacher else set()
     alphabet = warm.grown_alphabet(sorted(chars)) if warm else Alphabet("".join(sorted(chars)))
-    unlabelled = Pool(pool, pool.tensor(spec)) if len(pool) or labels_from == "teacher" else None
+    unlabelled = Pool(pool, pool.tensor(spec), lengths=lengths) if len(pool) or labels_from == "teacher" else None
     if unlabelled is not None and config.teacher:
         given = [readings.get(p) for p in pool.paths]
         unlabelled.teacher_texts = [r.text if r else None for r in given]
         unlabelled.teacher_doubts = frozenset(teacher.get("teacher_doubtful", {}))
-        # A reading with a character the teacher often writes wrongly is not taken: the run's model reads it later.
-        trusted = [r if r and not unlabelled.teacher_doubts & set(r.text) else None for r in given]
         # Round 0 is recorded even when the teacher is not trusted (threshold 1: nothing kept), so the run says so.
+        # What it does not take (a doubtful character, a length no label has) the run's model reads later.
         threshold = teacher["teacher_threshold"]
-        kept = unlabelled.adopt(trusted, threshold, 0, teacher["teacher"]) if threshold < 1.0 else 0
+        taken = [r if teacher_takes(r, threshold, unlabelled.teacher_doubts, lengths) else None for r in given]
+        kept = unlabelled.adopt(taken, threshold, 0, teacher["teacher"])
+        confident = [r for r in given if r and r.text and r.confidence >= threshold and threshold < 1.0]
         unlabelled.rounds.append({"round": 0, "source": teacher["teacher"], "at_seconds": 0.0, "threshold": threshold,
                                   "threshold_rule": teacher["teacher_rule"], "read": len(pool), "kept": kept,
                                   "in_use": len(unlabelled.labels),
-                                  "doubtful_skipped": sum(map(bool, given)) - sum(map(bool, trusted))})
+                                  "doubtful_skipped": sum(bool(unlabelled.teacher_doubts & set(r.text))
+                                                          for r in confident),
+                                  "length_skipped": sum(not plausible(r.text, lengths) for r in confident)})
+    if labels_from == "teacher":
+        unlabelled.folder_labels = {str(p): PseudoLabel(readings[p].text, float(readings[p].confidence), 0,
+                                                        teacher["teacher"]) for p in [*train.paths, *val.paths]}
     return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x, decision.reasons, unlabelled,
                         labels_from, teacher)
 
 
 def teacher_threshold(confidences: list[float], correct: list[bool]) -> tuple[float, str]:
     """The confidence above which the teacher's readings are taken, measured on labelled ones: the run's own rule
-    (pseudo.confidence_threshold), but never below TEACHER_BLIND_THRESHOLD."""
+    (pseudo.confidence_threshold), but never below TEACHER_BLIND_THRESHOLD. Too few readings to measure a level
+    (under pseudo.MIN_READINGS) still say something: the teacher is trusted at the blind threshold only when it made
+    readings there and every one was right (one that reads 0 of 100 Cyrillic captchas at their length is not)."""
+    if len(confidences) < MIN_READINGS:
+        above = [ok for confidence, ok in zip(confidences, correct) if confidence >= TEACHER_BLIND_THRESHOLD]
+        if not above or not all(above):
+            return 1.0, (f"{sum(above)} of the {len(above)} labelled readings at {TEACHER_BLIND_THRESHOLD} or more "
+                         f"right: nothing kept")
+        return TEACHER_BLIND_THRESHOLD, f"all {len(above)} labelled readings at {TEACHER_BLIND_THRESHOLD} or more right"
     threshold, how = confidence_threshold(confidences, correct)
     if threshold < TEACHER_BLIND_THRESHOLD:
         return TEACHER_BLIND_THRESHOLD, f"{how}, raised to the blind threshold"
     return threshold, how
 
 
-def trust_teacher(reader, train: CaptchaSet) -> dict:
+def trust_teacher(reader, train: CaptchaSet, lengths: frozenset[int] | None = None) -> dict:
     """Score the teacher on the labelled training pictures and trust it as far as it reads them: its readings count
     above the confidence where they are right as often as the run's own must be (pseudo.confidence_threshold), and
     never below TEACHER_BLIND_THRESHOLD, except those with a character it writes wrongly too often
-    (pseudo.doubtful_characters).
+    (pseudo.doubtful_characters) or of a length no label has (pseudo.plausible).
 
-    The threshold is measured on every reading, doubtful or not: measured on the fewer readings without a doubtful
-    character, 45 labels left too few to reach PRECISION_TARGET and nothing was taken (kelab, 50 labels, seed 0)."""
+    The threshold is measured on every reading of a length the labels have, doubtful or not: measured on the fewer
+    readings without a doubtful character, 45 labels left too few to reach PRECISION_TARGET and nothing was taken
+    (kelab, 50 labels, seed 0)."""
     scored = reader.read(train.paths)
     correct = [r is not None and r.text == label for r, label in zip(scored, train.labels)]
-    threshold, how = teacher_threshold([r.confidence if r else 0.0 for r in scored], correct)
+    # A reading of a length no label has is never taken, so the threshold is measured without it.
+    measured = [(r.confidence, ok) for r, ok in zip(scored, correct) if r and plausible(r.text, lengths)]
+    threshold, how = teacher_threshold([c for c, _ in measured], [ok for _, ok in measured])
     return {"teacher_accuracy_on_labels": round(sum(correct) / max(len(correct), 1), 4),
             "teacher_scored_on": len(correct), "teacher_threshold": round(threshold, 4), "teacher_rule": how,
             "teacher_doubtful": doubtful_characters(scored, train.labels)}

@@ -53,6 +53,11 @@ SECOND_OPINION = True
 # three draws (BENCHMARKS.md, "The unlabelled pool").
 DOUBT_MIN_WRONG = 2
 DOUBT_PRECISION = 0.9
+# A pseudo-label is taken only at a length the human labels have (when there are any): a reading of another length
+# is wrong whatever its confidence. Most of ddddocr's mistakes are of length: of its readings at confidence >= 0.9 on
+# 1,000 labelled pictures of each style, 45 % of securimage's and 82 % of digits' have the right length, and those are
+# 99.5 % right character by character (BENCHMARKS.md, "The unlabelled pool", lengths).
+LABELLED_LENGTHS_ONLY = True
 
 PSEUDO_COLUMNS = ["picture", "reading", "confidence", "round", "source"]
 
@@ -71,7 +76,8 @@ def confidence_threshold(confidences: Sequence[float], correct: Sequence[bool]) 
     best, right = None, 0
     for count, (confidence, ok) in enumerate(ranked, start=1):
         right += ok
-        if count >= MIN_READINGS and right / count >= PRECISION_TARGET:
+        tied = count < len(ranked) and ranked[count][0] == confidence  # a level takes all its readings or none
+        if not tied and count >= MIN_READINGS and right / count >= PRECISION_TARGET:
             best = confidence
     if best is None:
         if len(ranked) >= MIN_READINGS:
@@ -96,6 +102,18 @@ def doubtful_characters(readings: Sequence, truths: Sequence[str]) -> dict[str, 
             if n - right >= DOUBT_MIN_WRONG and right / n < DOUBT_PRECISION}
 
 
+def plausible(text: str, lengths: frozenset[int] | None) -> bool:
+    """Whether a reading has a length the human labels have (LABELLED_LENGTHS_ONLY; any length without labels)."""
+    return not LABELLED_LENGTHS_ONLY or not lengths or len(text) in lengths
+
+
+def teacher_takes(reading, threshold: float, doubtful: frozenset[str], lengths: frozenset[int] | None) -> bool:
+    """Whether round 0 takes a teacher's reading: confident enough (the trust rule's threshold, 1.0 when it is not
+    trusted), at a length the labels have, and with no character it often writes wrongly (doubtful_characters)."""
+    return (reading is not None and bool(reading.text) and threshold < 1.0 and reading.confidence >= threshold
+            and plausible(reading.text, lengths) and not doubtful & set(reading.text))
+
+
 def agree(reading: str, teacher: str, doubtful: frozenset[str]) -> bool:
     """Whether the teacher seconds a reading: the same text, except where the teacher wrote a doubtful character."""
     return len(reading) == len(teacher) and all(a == b or b in doubtful for a, b in zip(reading, teacher))
@@ -111,6 +129,10 @@ class Pool:
     rounds: list[dict] = field(default_factory=list)
     teacher_texts: list[str | None] | None = None  # the teacher's reading of every row, confident or not
     teacher_doubts: frozenset[str] = frozenset()  # the characters it writes wrongly too often (doubtful_characters)
+    lengths: frozenset[int] | None = None  # the human labels' lengths; a pseudo-label of another is not taken
+    # With no human label: the data folder's pictures whose labels are the teacher's readings (training and
+    # validation), by path, as the student last revised them. They are pseudo-labels too, so pseudo_labels.csv lists them.
+    folder_labels: dict[str, PseudoLabel] = field(default_factory=dict)
 
     def second_opinion(self, readings: Sequence) -> tuple[list, int]:
         """The readings the teacher agrees with (the others become None) and how many it did not; all of them when
@@ -125,11 +147,12 @@ class Pool:
         return len(self.pictures)
 
     def adopt(self, readings: Sequence, threshold: float, round_number: int, source: str) -> int:
-        """Take every reading (text, confidence; None for none) at or above the threshold as the picture's label;
-        a picture this round does not read confidently keeps an earlier round's label."""
+        """Take every reading (text, confidence; None for none) at or above the threshold, at a length the labels
+        have, as the picture's label; a picture this round does not read so keeps an earlier round's label."""
         kept = 0
         for row, reading in enumerate(readings):
-            if reading is not None and reading.text and reading.confidence >= threshold:
+            if reading is not None and reading.text and reading.confidence >= threshold and \
+                    plausible(reading.text, self.lengths):
                 self.labels[row] = PseudoLabel(reading.text, float(reading.confidence), round_number, source)
                 kept += 1
         return kept
@@ -145,28 +168,45 @@ class Pool:
         return [rows[i] for i in chosen.tolist()]
 
     def state(self) -> dict:
-        return {"labels": {row: label.__dict__ for row, label in self.labels.items()}, "rounds": self.rounds}
+        return {"labels": {row: label.__dict__ for row, label in self.labels.items()}, "rounds": self.rounds,
+                "folder_labels": {path: label.__dict__ for path, label in self.folder_labels.items()}}
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, folder: CaptchaSet | None = None) -> None:
+        """A resumed run's pseudo-labels; the student's revisions of the teacher-labelled `folder` are put back."""
         self.labels = {int(row): PseudoLabel(**label) for row, label in state["labels"].items()}
         self.rounds = list(state["rounds"])
+        self.folder_labels.update({path: PseudoLabel(**label) for path, label in state.get("folder_labels", {}).items()})
+        if folder is not None:
+            for row, path in enumerate(folder.paths):
+                if str(path) in self.folder_labels:
+                    folder.labels[row] = self.folder_labels[str(path)].text
 
     def summary(self) -> dict:
         """What metrics.json records: the pool's size and every round's threshold and count."""
         return {"pictures": len(self), "in_use": len(self.labels), "rounds": [dict(r) for r in self.rounds]}
 
     def write(self, path: Path) -> None:
-        """pseudo_labels.csv: every picture that has a pseudo-label now, never the user's labels.csv."""
+        """pseudo_labels.csv: every picture that has a pseudo-label now (the teacher-labelled data folder's first),
+        never the user's labels.csv."""
+        labelled = [*self.folder_labels.items(),
+                    *((str(self.pictures.paths[row]), self.labels[row]) for row in sorted(self.labels))]
+
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
                 writer.writerow(PSEUDO_COLUMNS)
-                for row in sorted(self.labels):
-                    label = self.labels[row]
-                    writer.writerow([str(self.pictures.paths[row]), label.text, f"{label.confidence:.4f}",
-                                     label.round, label.source])
+                for picture, label in labelled:
+                    writer.writerow([picture, label.text, f"{label.confidence:.4f}", label.round, label.source])
 
         atomic_write(path, write)
+
+
+def read_pseudo_labels(path: Path) -> dict[Path, str]:
+    """A run's pseudo_labels.csv as {picture (resolved): reading}; empty when the run wrote none."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {Path(row["picture"]).resolve(): row["reading"] for row in csv.DictReader(f)}
 
 
 class TrainingBatches:
@@ -230,6 +270,8 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
         for row, reading in enumerate(read(net, teacher_x, alphabet)):
             if reading.text and reading.confidence >= threshold and reading.text != teacher_labelled.labels[row]:
                 teacher_labelled.labels[row] = reading.text
+                pool.folder_labels[str(teacher_labelled.paths[row])] = PseudoLabel(
+                    reading.text, float(reading.confidence), number, "self")
                 revised += 1
         record["teacher_labels_revised"] = revised
     record["seconds"] = round(time.perf_counter() - started, 1)  # what reading the pool cost this round

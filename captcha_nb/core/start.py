@@ -152,5 +152,5 @@ def restore(config: TrainConfig, run_dir: Path, start: Start, model, optimizer, 
     if average is not None and state.get("average"):
         average.load_state_dict(state["average"])
     if data.pool is not None and state.get("pool"):
-        data.pool.load_state(state["pool"])
+        data.pool.load_state(state["pool"], data.train if data.labels_from == "teacher" else None)
     return Progress(**state["progress"])

@@ -115,6 +115,7 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
     Error analysis looks at the validation images: the test images are kept for the headline figure, so that what a
     person changes after reading the errors is never judged on the images that led to the change.
     """
+    from captcha_nb.core.pseudo import read_pseudo_labels
     from captcha_nb.serving.inference import load_model
     from captcha_nb.sources.data import load_dataset, load_split
 
@@ -125,7 +126,13 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
         raise ParameterError(f"parameter split={which!r}: the run {run_dir} has no {which} images")
     source = run_data(run_dir, data_dir, split)
     recogniser = load_model(RunDir(run_dir).model)
-    return recogniser, load_dataset(source).subset(split[which]), split
+    pictures = load_dataset(source).subset(split[which])
+    if split.get("labels_from") == "teacher":
+        # No human label: the run was judged against the teacher's readings (as the student revised them), not
+        # against the file names a folder without labels.csv would otherwise give.
+        readings = read_pseudo_labels(RunDir(run_dir).pseudo_labels)
+        pictures.labels = [readings.get(path.resolve(), "") for path in pictures.paths]
+    return recogniser, pictures, split
 
 
 def run_data(run_dir: Path, data_dir: str | None = None, split: dict | None = None) -> Path:

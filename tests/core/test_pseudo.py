@@ -159,6 +159,31 @@ def test_labels_raise_the_teachers_threshold_but_never_below_the_blind_one():
     assert floored["teacher_threshold"] == prepare.TEACHER_BLIND_THRESHOLD and "raised" in floored["teacher_rule"]
 
 
+def test_a_few_labelled_readings_trust_the_teacher_only_if_it_read_them_right():
+    from captcha_nb.core.prepare import TEACHER_BLIND_THRESHOLD, teacher_threshold
+
+    assert teacher_threshold([0.95] * 5, [True] * 5)[0] == TEACHER_BLIND_THRESHOLD
+    assert teacher_threshold([0.95] * 5, [True] * 4 + [False])[0] == 1.0
+    assert teacher_threshold([0.5] * 5, [True] * 5)[0] == 1.0  # it made no reading it was sure of
+    assert teacher_threshold([], [])[0] == 1.0  # no reading at the labels' lengths at all
+
+
+def test_a_reading_of_a_length_no_label_has_is_neither_taken_nor_held_against_the_teacher():
+    from captcha_nb.core import prepare
+
+    pool = pool_of(3)
+    pool.lengths = frozenset({2})
+    assert pool.adopt([Reading("ab", 0.99), Reading("abc", 0.99), Reading("a", 0.99)], 0.9, 0, "teacher") == 1
+    # 30 right readings and 10 with a character too many, all at 0.99: 75 % right, so untrusted, unless the labels'
+    # length says the 10 are never taken.
+    pictures = CaptchaSet([Path(f"{i}.png") for i in range(40)], ["ab"] * 40, [(10, 10)] * 40)
+    teacher = KnowsTheAnswers({f"{i}.png": "abx" if i < 10 else "ab" for i in range(40)})
+    assert prepare.trust_teacher(teacher, pictures)["teacher_threshold"] == 1.0
+    assert prepare.trust_teacher(teacher, pictures, frozenset({2}))["teacher_threshold"] == 0.99
+    assert pseudo.teacher_takes(Reading("ab", 0.99), 0.99, frozenset(), frozenset({2}))
+    assert not pseudo.teacher_takes(Reading("abx", 0.99), 0.99, frozenset(), frozenset({2}))
+
+
 def test_a_teacher_that_writes_3_for_2_is_not_taken_where_it_writes_3(tmp_path, tiny_dir, monkeypatch):
     from captcha_nb.core import prepare
 
@@ -166,8 +191,8 @@ def test_a_teacher_that_writes_3_for_2_is_not_taken_where_it_writes_3(tmp_path, 
     truths = {f"{i:03d}.png": p.stem.replace("2", "3") for i, p in enumerate(sorted(tiny_dir.glob("*.png")))}
     monkeypatch.setattr(prepare, "open_teacher", lambda name, alphabet, device: KnowsTheAnswers(truths))
     trusted = prepare.trust_teacher  # scored as it is, but trusted above 0.9 so that round 0 can take readings
-    monkeypatch.setattr(prepare, "trust_teacher", lambda reader, train: {**trusted(reader, train),
-                                                                         "teacher_threshold": 0.9})
+    monkeypatch.setattr(prepare, "trust_teacher", lambda reader, train, lengths: {**trusted(reader, train, lengths),
+                                                                                  "teacher_threshold": 0.9})
     config = TrainConfig(data_dir=str(folder), run_dir=str(tmp_path / "run"), teacher="ddddocr", epochs=1,
                          batch_size=8, progress=False, val_fraction=0.25, test_fraction=0.0, max_minutes=5)
     metrics = fit(config).metrics
@@ -201,3 +226,30 @@ def test_with_no_label_the_teacher_labels_the_data_and_the_run_says_so(tmp_path,
     assert set(metrics["alphabet"]) >= set("abcd23")
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert not (folder / "labels.csv").exists() and split["test"] == []
+    # The teacher's readings that became the labels are pseudo-labels too: pseudo_labels.csv lists every one, and
+    # the views judge the run against them, not against the neutral file names.
+    with open(tmp_path / "run" / "pseudo_labels.csv", newline="", encoding="utf-8") as f:
+        written = {Path(row["picture"]).name: row for row in csv.DictReader(f)}
+    assert set(split["train"]) | set(split["val"]) <= set(written)
+    assert all(written[name]["source"] in (metrics["teacher"], "self") for name in split["train"] + split["val"])
+    from captcha_nb.views.workspace import held_out
+
+    _, val_set, _ = held_out(tmp_path / "run")
+    assert val_set.labels == [written[name]["reading"] for name in val_set.names]
+    assert all(label != Path(name).stem for label, name in zip(val_set.labels, val_set.names))
+
+
+def test_a_resumed_run_keeps_the_students_revisions_of_the_teachers_labels():
+    pool = pool_of(1)
+    folder = CaptchaSet(["a.png", "b.png"], ["ab", "cd"], [(10, 10)] * 2)
+    pool.folder_labels = {"a.png": pseudo.PseudoLabel("ab", 0.95, 0, "teacher")}
+    pool.folder_labels["b.png"] = pseudo.PseudoLabel("ce", 0.99, 1, "self")  # the student's revision of "cd"
+    resumed = pool_of(1)
+    resumed.load_state(pool.state(), folder)
+    assert folder.labels == ["ab", "ce"] and resumed.folder_labels == pool.folder_labels
+
+
+def test_a_confidence_level_is_judged_on_all_the_readings_at_it():
+    # 30 right and 10 wrong readings, all at 0.99: the order they come in must not decide it.
+    for correct in ([True] * 30 + [False] * 10, [False] * 10 + [True] * 30):
+        assert confidence_threshold([0.99] * 40, correct)[0] == 1.0
