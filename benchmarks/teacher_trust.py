@@ -1,6 +1,6 @@
 """How far ddddocr can be trusted as a teacher: its restricted reading of labelled pictures, right or wrong by
 confidence, on the shared styles and on two synthetic styles it cannot read (Cyrillic, case-sensitive 8 characters),
-with what the trust rule (`core/prepare.trust_teacher`) decides for each.
+with what the trust rule (`core/trust.py`) decides for each.
 
     python benchmarks/teacher_trust.py --data ../shared/data ../shared/data/styles     # about a minute per style
 
@@ -16,14 +16,14 @@ import tempfile
 from pathlib import Path
 
 from captcha_nb.core.ctc import Alphabet
-from captcha_nb.core.prepare import teacher_threshold, trust_teacher
-from captcha_nb.core.pseudo import (
-    confidence_threshold,
-    doubtful_characters,
-    plausible,
-    teacher_takes,
-)
+from captcha_nb.core.pseudo import confidence_threshold, plausible
 from captcha_nb.core.teacher import DdddocrTeacher
+from captcha_nb.core.trust import (
+    doubtful_characters,
+    teacher_takes,
+    teacher_threshold,
+    trust_teacher,
+)
 from captcha_nb.sources.data import load_dataset
 from captcha_nb.sources.synth import generate
 
@@ -47,6 +47,12 @@ def by_confidence(name: str, folder: Path, limit: int) -> None:
     for level in LEVELS:
         kept = [ok for ok, r in zip(right, readings) if r is not None and r.confidence >= level]
         print(f"  confidence >= {level:.2f}: {len(kept) / len(right):6.1%} kept, {sum(kept) / max(len(kept), 1):6.1%} right")
+    # Of the confident readings, how many have the right length, and how right those are character by character.
+    sure = [(r.text, label) for r, label in zip(readings, pictures.labels) if r is not None and r.confidence >= 0.9]
+    fit = [(text, label) for text, label in sure if len(text) == len(label)]
+    chars = sum(len(label) for _, label in fit)
+    print(f"  confidence >= 0.90: {len(fit) / max(len(sure), 1):.1%} of the right length, those "
+          f"{sum(a == b for text, label in fit for a, b in zip(text, label)) / max(chars, 1):.1%} right by character")
     print(f"  the trust rule: {trust_teacher(teacher, pictures, frozenset(map(len, pictures.labels)))}")
     # The doubtful characters on every labelled picture, and what a user with 45 training labels would find.
     print(f"  doubtful on all {len(right)}: {doubtful_characters(readings, pictures.labels)}")
@@ -61,7 +67,7 @@ def small_draws(readings: list, labels: list[str], right: list[bool]) -> None:
     """What round 0 takes from the teacher when a user has FEW training labels: over many draws, the threshold the
     trust rule measures on the draw, and how many of the other pictures' readings it takes and how many of those are
     right (the other pictures stand for the pool; their labels are hidden from the rule). Three times: with the
-    threshold as measured (pseudo.confidence_threshold), as the rule takes it (prepare.teacher_threshold, with its
+    threshold as measured (pseudo.confidence_threshold), as the rule takes it (trust.teacher_threshold, with its
     floor), and with the floor and the labels' lengths (pseudo.plausible) as round 0 applies them."""
     if len(right) < 2 * FEW:
         return

@@ -117,6 +117,7 @@ ROOMS = {
     "core.evaluation": {"core.ctc", "core.metrics", "core.model"},
     "core.teacher": {"core.ctc", "core.evaluation", "core.checkpoint", "core.rundir", "core.model", "sources.data"},
     "core.pseudo": {"core.ctc", "core.evaluation", "sources.data", "sources.files"},
+    "core.trust": {"core.pseudo", "sources.data"},  # how far a teacher is trusted, apart from the pool it fills
     # Where a run starts, decided once; the loop (engine) only runs what `begin` hands it.
     "core.start": {"core.checkpoint", "core.config", "core.device", "core.ema", "core.model", "core.prepare",
                    "core.rundir", "core.warmstart", "sources.geometry"},

@@ -23,17 +23,10 @@ from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet, min_time_steps
 from captcha_nb.core.evaluation import evaluation_of
 from captcha_nb.core.model import batched_logits, model_spec
-from captcha_nb.core.pseudo import (
-    MIN_READINGS,
-    Pool,
-    PseudoLabel,
-    confidence_threshold,
-    doubtful_characters,
-    plausible,
-    teacher_takes,
-)
+from captcha_nb.core.pseudo import Pool, PseudoLabel, plausible
 from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.teacher import open_teacher
+from captcha_nb.core.trust import TEACHER_BLIND_THRESHOLD, teacher_takes, trust_teacher
 from captcha_nb.sources.data import (
     CaptchaSet,
     DataError,
@@ -53,12 +46,6 @@ from captcha_nb.sources.input_rules import (
     InputDecision,
     decide_input_spec,
 )
-
-# With no human label to score the teacher on, its readings are taken above this confidence
-# (reports/BENCHMARKS.md, "The unlabelled pool": ddddocr's confidence against its precision on labelled styles).
-# Labels can raise the teacher's threshold but never lower it below this: on 200 draws of 45 kelab labels, the
-# threshold they measured let through readings 87-92 % right in the worst tenth of draws, 95 % with this floor.
-TEACHER_BLIND_THRESHOLD = 0.9
 
 
 @dataclass
@@ -206,42 +193,6 @@ def prepare_data(config: TrainConfig, run_dir: Path, start=None, device: torch.d
                                                         teacher["teacher"]) for p in [*train.paths, *val.paths]}
     return TrainingData(train, val, test, split, alphabet, spec, train_x, val_x, decision.reasons, unlabelled,
                         labels_from, teacher)
-
-
-def teacher_threshold(confidences: list[float], correct: list[bool]) -> tuple[float, str]:
-    """The confidence above which the teacher's readings are taken, measured on labelled ones: the run's own rule
-    (pseudo.confidence_threshold), but never below TEACHER_BLIND_THRESHOLD. Too few readings to measure a level
-    (under pseudo.MIN_READINGS) still say something: the teacher is trusted at the blind threshold only when it made
-    readings there and every one was right (one that reads 0 of 100 Cyrillic captchas at their length is not)."""
-    if len(confidences) < MIN_READINGS:
-        above = [ok for confidence, ok in zip(confidences, correct) if confidence >= TEACHER_BLIND_THRESHOLD]
-        if not above or not all(above):
-            return 1.0, (f"{sum(above)} of the {len(above)} labelled readings at {TEACHER_BLIND_THRESHOLD} or more "
-                         f"right: nothing kept")
-        return TEACHER_BLIND_THRESHOLD, f"all {len(above)} labelled readings at {TEACHER_BLIND_THRESHOLD} or more right"
-    threshold, how = confidence_threshold(confidences, correct)
-    if threshold < TEACHER_BLIND_THRESHOLD:
-        return TEACHER_BLIND_THRESHOLD, f"{how}, raised to the blind threshold"
-    return threshold, how
-
-
-def trust_teacher(reader, train: CaptchaSet, lengths: frozenset[int] | None = None) -> dict:
-    """Score the teacher on the labelled training pictures and trust it as far as it reads them: its readings count
-    above the confidence where they are right as often as the run's own must be (pseudo.confidence_threshold), and
-    never below TEACHER_BLIND_THRESHOLD, except those with a character it writes wrongly too often
-    (pseudo.doubtful_characters) or of a length no label has (pseudo.plausible).
-
-    The threshold is measured on every reading of a length the labels have, doubtful or not: measured on the fewer
-    readings without a doubtful character, 45 labels left too few to reach PRECISION_TARGET and nothing was taken
-    (kelab, 50 labels, seed 0)."""
-    scored = reader.read(train.paths)
-    correct = [r is not None and r.text == label for r, label in zip(scored, train.labels)]
-    # A reading of a length no label has is never taken, so the threshold is measured without it.
-    measured = [(r.confidence, ok) for r, ok in zip(scored, correct) if r and plausible(r.text, lengths)]
-    threshold, how = teacher_threshold([c for c, _ in measured], [ok for _, ok in measured])
-    return {"teacher_accuracy_on_labels": round(sum(correct) / max(len(correct), 1), 4),
-            "teacher_scored_on": len(correct), "teacher_threshold": round(threshold, 4), "teacher_rule": how,
-            "teacher_doubtful": doubtful_characters(scored, train.labels)}
 
 
 def score_test(data: TrainingData, best_path: Path, device: torch.device) -> dict:

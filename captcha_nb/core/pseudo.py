@@ -45,14 +45,6 @@ POOL_ROWS_MIN = 512
 # agreement lifted the pseudo-labels' precision from 81-96 % to 92-99 % on kelab and digits (BENCHMARKS.md, "The
 # unlabelled pool").
 SECOND_OPINION = True
-# A character the teacher writes is doubtful when, on the labelled pictures it read at the right length, it was wrong
-# there at least DOUBT_MIN_WRONG times and right less than DOUBT_PRECISION of the time. ddddocr writes 'o' for kelab's
-# '0' and 'l' for 'i' (on 1,000 kelab_train pictures its 'o' is right 66 % of the time, 53 of the wrong 56 zeros;
-# its 'l' 82 %, 19 of the wrong 22 i's): agreeing with it there repeats its mistake. A teacher reading with a
-# doubtful character is not taken, and a second opinion ignores those places. 45 labels find 'o' or 'l' in each of
-# three draws (BENCHMARKS.md, "The unlabelled pool").
-DOUBT_MIN_WRONG = 2
-DOUBT_PRECISION = 0.9
 # A pseudo-label is taken only at a length the human labels have (when there are any): a reading of another length
 # is wrong whatever its confidence. Most of ddddocr's mistakes are of length: of its readings at confidence >= 0.9 on
 # 1,000 labelled pictures of each style, 45 % of securimage's and 82 % of digits' have the right length, and those are
@@ -87,31 +79,9 @@ def confidence_threshold(confidences: Sequence[float], correct: Sequence[bool]) 
     return max(best, MIN_THRESHOLD), f"{PRECISION_TARGET:.0%} of {len(ranked)} labelled readings right above it"
 
 
-def doubtful_characters(readings: Sequence, truths: Sequence[str]) -> dict[str, dict]:
-    """The characters a reader writes in the wrong place too often to second anyone (DOUBT_MIN_WRONG,
-    DOUBT_PRECISION), each with how often it was written and right; readings of another length say nothing."""
-    written: dict[str, list[int]] = {}
-    for reading, truth in zip(readings, truths):
-        if reading is None or len(reading.text) != len(truth):
-            continue
-        for char, true_char in zip(reading.text, truth):
-            counts = written.setdefault(char, [0, 0])
-            counts[0] += 1
-            counts[1] += char == true_char
-    return {char: {"written": n, "right": right} for char, (n, right) in sorted(written.items())
-            if n - right >= DOUBT_MIN_WRONG and right / n < DOUBT_PRECISION}
-
-
 def plausible(text: str, lengths: frozenset[int] | None) -> bool:
     """Whether a reading has a length the human labels have (LABELLED_LENGTHS_ONLY; any length without labels)."""
     return not LABELLED_LENGTHS_ONLY or not lengths or len(text) in lengths
-
-
-def teacher_takes(reading, threshold: float, doubtful: frozenset[str], lengths: frozenset[int] | None) -> bool:
-    """Whether round 0 takes a teacher's reading: confident enough (the trust rule's threshold, 1.0 when it is not
-    trusted), at a length the labels have, and with no character it often writes wrongly (doubtful_characters)."""
-    return (reading is not None and bool(reading.text) and threshold < 1.0 and reading.confidence >= threshold
-            and plausible(reading.text, lengths) and not doubtful & set(reading.text))
 
 
 def agree(reading: str, teacher: str, doubtful: frozenset[str]) -> bool:

@@ -12,7 +12,7 @@ from captcha_nb.core import pseudo
 from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.engine import fit
-from captcha_nb.core.pseudo import Pool, confidence_threshold, doubtful_characters
+from captcha_nb.core.pseudo import Pool, confidence_threshold
 from captcha_nb.core.teacher import Reading
 from captcha_nb.sources.data import CaptchaSet
 
@@ -56,15 +56,6 @@ def test_with_a_teacher_a_round_keeps_only_the_readings_it_agrees_with(monkeypat
     monkeypatch.setattr(pseudo, "SECOND_OPINION", False)
     assert pool.second_opinion(readings) == (readings, 0)
     assert pool_of(2).second_opinion(readings[:2]) == (readings[:2], 0)  # no teacher: nothing to agree with
-
-
-def test_a_character_the_teacher_often_writes_wrongly_is_doubtful():
-    truths = ["0a", "0b", "oa", "ob", "1a", "abc"]
-    readings = [Reading("oa", 0.9), Reading("ob", 0.9), Reading("oa", 0.9), Reading("ob", 0.9), Reading("1a", 0.9),
-                Reading("ab", 0.9)]  # 'o' right 2 of 4; a reading of another length counts nowhere
-    assert doubtful_characters(readings, truths) == {"o": {"written": 4, "right": 2}}
-    # One slip is not a pattern (DOUBT_MIN_WRONG).
-    assert doubtful_characters(readings[1:], truths[1:]) == {}
 
 
 def test_a_second_opinion_ignores_the_places_where_the_teacher_is_doubtful():
@@ -147,41 +138,12 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
 
 
-def test_labels_raise_the_teachers_threshold_but_never_below_the_blind_one():
-    from captcha_nb.core import prepare
-
-    pictures = CaptchaSet([Path(f"{i}.png") for i in range(30)], ["ab"] * 30, [(10, 10)] * 30)
-    every = {f"{i}.png": "ab" for i in range(30)}
-    sure, unsure = KnowsTheAnswers(every), KnowsTheAnswers(every)
-    unsure.read = lambda paths, progress=False: [Reading("ab", 0.6) for _ in paths]  # right, but not sure of it
-    assert prepare.trust_teacher(sure, pictures)["teacher_threshold"] == 0.99
-    floored = prepare.trust_teacher(unsure, pictures)
-    assert floored["teacher_threshold"] == prepare.TEACHER_BLIND_THRESHOLD and "raised" in floored["teacher_rule"]
-
-
-def test_a_few_labelled_readings_trust_the_teacher_only_if_it_read_them_right():
-    from captcha_nb.core.prepare import TEACHER_BLIND_THRESHOLD, teacher_threshold
-
-    assert teacher_threshold([0.95] * 5, [True] * 5)[0] == TEACHER_BLIND_THRESHOLD
-    assert teacher_threshold([0.95] * 5, [True] * 4 + [False])[0] == 1.0
-    assert teacher_threshold([0.5] * 5, [True] * 5)[0] == 1.0  # it made no reading it was sure of
-    assert teacher_threshold([], [])[0] == 1.0  # no reading at the labels' lengths at all
-
-
-def test_a_reading_of_a_length_no_label_has_is_neither_taken_nor_held_against_the_teacher():
-    from captcha_nb.core import prepare
-
+def test_a_pseudo_label_of_a_length_no_label_has_is_not_taken():
     pool = pool_of(3)
     pool.lengths = frozenset({2})
     assert pool.adopt([Reading("ab", 0.99), Reading("abc", 0.99), Reading("a", 0.99)], 0.9, 0, "teacher") == 1
-    # 30 right readings and 10 with a character too many, all at 0.99: 75 % right, so untrusted, unless the labels'
-    # length says the 10 are never taken.
-    pictures = CaptchaSet([Path(f"{i}.png") for i in range(40)], ["ab"] * 40, [(10, 10)] * 40)
-    teacher = KnowsTheAnswers({f"{i}.png": "abx" if i < 10 else "ab" for i in range(40)})
-    assert prepare.trust_teacher(teacher, pictures)["teacher_threshold"] == 1.0
-    assert prepare.trust_teacher(teacher, pictures, frozenset({2}))["teacher_threshold"] == 0.99
-    assert pseudo.teacher_takes(Reading("ab", 0.99), 0.99, frozenset(), frozenset({2}))
-    assert not pseudo.teacher_takes(Reading("abx", 0.99), 0.99, frozenset(), frozenset({2}))
+    pool.lengths = None  # no human label: any length
+    assert pool.adopt([Reading("abc", 0.99)], 0.9, 1, "self") == 1
 
 
 def test_a_teacher_that_writes_3_for_2_is_not_taken_where_it_writes_3(tmp_path, tiny_dir, monkeypatch):
