@@ -157,9 +157,9 @@ class Pool:
 
     def write(self, path: Path) -> None:
         """pseudo_labels.csv: every picture that has a pseudo-label now (the teacher-labelled data folder's first),
-        never the user's labels.csv."""
-        labelled = [*self.folder_labels.items(),
-                    *((str(self.pictures.paths[row]), self.labels[row]) for row in sorted(self.labels))]
+        by its full path, so that the run's views find it from any folder; never the user's labels.csv."""
+        labelled = [(str(Path(picture).resolve()), label) for picture, label in self.folder_labels.items()]
+        labelled += [(str(Path(self.pictures.paths[row]).resolve()), self.labels[row]) for row in sorted(self.labels)]
 
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
