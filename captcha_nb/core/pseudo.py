@@ -2,12 +2,13 @@
 
 The pool is every unlabelled picture of the run (the data folder's pictures its labels.csv does not name, and every
 `unlabelled` folder), decoded once at the input size like the labelled ones. Its pseudo-labels come from two
-readers: a teacher before training (round 0, `core/teacher.py`), and then the run's own judged model (its weights'
-moving average when that reads better) in rounds spread over the budget. A reading joins training only above a
-confidence threshold measured each round on the labelled validation pictures: the lowest confidence at which the
-model's validation readings are still PRECISION_TARGET right. Pseudo-labelled pictures train like labelled ones,
-under the same augmentation (a weak view read, the augmented view learnt, as in self-training). Validation and test
-only ever use human labels, unless there are none (then the teacher's readings, and the run says so).
+readers: a teacher before training (round 0, `core/teacher.py`, trusted as `core/trust.py` rules), and then the
+run's own judged model (its weights' moving average when that reads better) in rounds spread over the budget. A
+reading joins training only above a confidence threshold measured each round on the labelled validation pictures:
+the lowest confidence at which the model's validation readings are still PRECISION_TARGET right. Pseudo-labelled
+pictures train like labelled ones, under the same augmentation (a weak view read, the augmented view learnt, as in
+self-training). Validation and test only ever use human labels, unless there are none (then the teacher's readings,
+and the run says so).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class Pool:
     teacher_doubts: frozenset[str] = frozenset()  # the characters it writes wrongly too often (doubtful_characters)
     lengths: frozenset[int] | None = None  # the human labels' lengths; a pseudo-label of another is not taken
     # With no human label: the data folder's pictures whose labels are the teacher's readings (training and
-    # validation), by path, as the student last revised them. They are pseudo-labels too, so pseudo_labels.csv lists them.
+    # validation), by path, as the student last revised them. They are pseudo-labels too: pseudo_labels.csv lists
+    # them.
     folder_labels: dict[str, PseudoLabel] = field(default_factory=dict)
 
     def second_opinion(self, readings: Sequence) -> tuple[list, int]:
@@ -145,7 +147,8 @@ class Pool:
         """A resumed run's pseudo-labels; the student's revisions of the teacher-labelled `folder` are put back."""
         self.labels = {int(row): PseudoLabel(**label) for row, label in state["labels"].items()}
         self.rounds = list(state["rounds"])
-        self.folder_labels.update({path: PseudoLabel(**label) for path, label in state.get("folder_labels", {}).items()})
+        saved = state.get("folder_labels", {})
+        self.folder_labels.update({path: PseudoLabel(**label) for path, label in saved.items()})
         if folder is not None:
             for row, path in enumerate(folder.paths):
                 if str(path) in self.folder_labels:
