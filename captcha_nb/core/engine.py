@@ -25,7 +25,7 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.evaluation import Evaluation, evaluate
 from captcha_nb.core.model import to_float
 from captcha_nb.core.prepare import TrainingData, score_test
-from captcha_nb.core.pseudo import TrainingBatches, due, self_training_round
+from captcha_nb.core.pseudo import TrainingBatches, due, restarts_patience, self_training_round
 from captcha_nb.core.record import write_metrics
 from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.runlock import run_lock
@@ -131,9 +131,12 @@ def fit(config: TrainConfig, callbacks: Sequence[Callable[[EpochReport], None]] 
             progress.elapsed = time.perf_counter() - started
             by_teacher = data.labels_from == "teacher"
             if due(data.pool, progress, budget, config, by_teacher):
-                self_training_round(data.pool, net, evaluation, data.alphabet, progress.elapsed,
-                                    data.train if by_teacher else None, data.train_x if by_teacher else None)
+                renewed = self_training_round(data.pool, net, evaluation, data.alphabet, progress.elapsed,
+                                              data.train if by_teacher else None,
+                                              data.train_x if by_teacher else None)
                 data.pool.write(files.pseudo_labels)  # the pseudo-labels change only here and in round 0
+                if restarts_patience(renewed):  # new training data: the run has not converged
+                    progress.improved_at = progress.elapsed
             row = {"epoch": progress.epoch, "train_loss": train_loss, "val_loss": evaluation.loss,
                    "val_seq_accuracy": evaluation.seq_accuracy, "val_cer": evaluation.cer, "weights": weights,
                    "lr": run.optimizer.param_groups[0]["lr"], "seconds": round(progress.elapsed, 2),

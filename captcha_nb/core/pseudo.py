@@ -51,6 +51,11 @@ SECOND_OPINION = True
 # 1,000 labelled pictures of each style, 45 % of securimage's and 82 % of digits' have the right length, and those are
 # 99.5 % right character by character (BENCHMARKS.md, "The unlabelled pool", lengths).
 LABELLED_LENGTHS_ONLY = True
+# A round that changes the training set (a new pseudo-labelled picture, or a new text for one) starts the stop rule's
+# patience again (schedule.stop_reason): a run learning from renewed data has not converged. Without it, pool runs
+# stopped as converged with much of their budget and a still-high learning rate left (kelab, 50 labels, 10 minutes:
+# at 246-514 s of 600; varlen at 51-61 s of 120; BENCHMARKS.md, "The unlabelled pool", patience).
+RENEWED_DATA_RESTARTS_PATIENCE = True
 
 PSEUDO_COLUMNS = ["picture", "reading", "confidence", "round", "source"]
 
@@ -232,10 +237,13 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
     readings = read(net, pool.x, alphabet)
     number = len(pool.rounds)
     agreed, overruled = pool.second_opinion(readings)
+    before = {row: label.text for row, label in pool.labels.items()}
     kept = pool.adopt(agreed, threshold, number, "self")
+    # What the round changed in the training set (a new picture or a new text): RENEWED_DATA_RESTARTS_PATIENCE.
+    changed = sum(before.get(row) != label.text for row, label in pool.labels.items())
     record = {"round": number, "source": "self", "at_seconds": round(elapsed, 1), "threshold": round(threshold, 4),
-              "threshold_rule": how, "read": len(readings), "kept": kept, "in_use": len(pool.labels),
-              "val_seq_accuracy_at_round": evaluation.seq_accuracy}
+              "threshold_rule": how, "read": len(readings), "kept": kept, "changed": changed,
+              "in_use": len(pool.labels), "val_seq_accuracy_at_round": evaluation.seq_accuracy}
     if pool.teacher_texts is not None:
         record["teacher_disagreed"] = overruled
     if teacher_labelled is not None and len(teacher_labelled):
@@ -247,6 +255,12 @@ def self_training_round(pool: Pool, net: torch.nn.Module, evaluation, alphabet: 
                     reading.text, float(reading.confidence), number, "self")
                 revised += 1
         record["teacher_labels_revised"] = revised
+        record["changed"] += revised
     record["seconds"] = round(time.perf_counter() - started, 1)  # what reading the pool cost this round
     pool.rounds.append(record)
     return record
+
+
+def restarts_patience(record: dict) -> bool:
+    """Whether a round's record (self_training_round) starts the stop rule's patience again."""
+    return RENEWED_DATA_RESTARTS_PATIENCE and record["changed"] > 0

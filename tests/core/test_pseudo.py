@@ -138,6 +138,25 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
 
 
+def test_a_round_that_changes_the_training_set_restarts_the_patience(monkeypatch):
+    from types import SimpleNamespace
+
+    pool = pool_of(3)
+    pool.adopt([Reading("ab", 0.99), None, None], 0.9, 0, "teacher")
+    validation = SimpleNamespace(predictions=["ab"] * 5, truths=["ab"] * 5, confidences=[0.99] * 5, seq_accuracy=1.0)
+
+    def round_reading(*texts):
+        monkeypatch.setattr(pseudo, "read", lambda net, x, alphabet: [Reading(t, 0.99) if t else None for t in texts])
+        return pseudo.self_training_round(pool, None, validation, Alphabet("abcd"), 10.0)
+
+    same = round_reading("ab", None, None)  # the teacher's label read again: nothing new to learn
+    assert same["kept"] == 1 and same["changed"] == 0 and not pseudo.restarts_patience(same)
+    renewed = round_reading("ab", "cd", None)  # one more picture joins training
+    assert renewed["changed"] == 1 and pseudo.restarts_patience(renewed)
+    monkeypatch.setattr(pseudo, "RENEWED_DATA_RESTARTS_PATIENCE", False)
+    assert not pseudo.restarts_patience(renewed)
+
+
 def test_a_pseudo_label_of_a_length_no_label_has_is_not_taken():
     pool = pool_of(3)
     pool.lengths = frozenset({2})
