@@ -130,8 +130,10 @@ def held_out(run_dir: Path, data_dir: str | None = None, which: str = "val"):
     if split.get("labels_from") == "teacher":
         # No human label: the run was judged against the teacher's readings (as the student revised them), not
         # against the file names a folder without labels.csv would otherwise give.
+        # They are found by the picture's name in the folder the run trained on, so a copy of it works too.
         readings = read_pseudo_labels(RunDir(run_dir).pseudo_labels)
-        pictures.labels = [readings.get(path.resolve(), "") for path in pictures.paths]
+        trained_on = resolve_recorded(split["data_dir"]).resolve()
+        pictures.labels = [readings.get(trained_on / name, "") for name in split[which]]
     return recogniser, pictures, split
 
 

@@ -218,6 +218,10 @@ def test_with_no_label_the_teacher_labels_the_data_and_the_run_says_so(tmp_path,
     _, val_set, _ = held_out(tmp_path / "run")
     assert val_set.labels == [written[name]["reading"] for name in val_set.names]
     assert all(label != Path(name).stem for label, name in zip(val_set.labels, val_set.names))
+    # Pointed at a copy of the folder (moved, or on another machine), the views still find the readings.
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    _, copied, _ = held_out(tmp_path / "run", data_dir=str(copy))
+    assert copied.labels == val_set.labels and all(Path(p).parent.resolve() == copy.resolve() for p in copied.paths)
 
 
 def test_a_resumed_run_keeps_the_students_revisions_of_the_teachers_labels():
