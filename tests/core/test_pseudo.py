@@ -138,7 +138,7 @@ def test_a_run_learns_from_its_pool_and_never_touches_the_labels(tmp_path, tiny_
     assert resumed["epochs_run"] == 3 and resumed["pool"]["in_use"] == 11 and resumed["start"] == "resume"
 
 
-def test_a_round_that_changes_the_training_set_restarts_the_patience(monkeypatch):
+def test_a_round_counts_what_it_changed_and_the_patience_rule_reads_it(monkeypatch):
     from types import SimpleNamespace
 
     pool = pool_of(3)
@@ -149,6 +149,7 @@ def test_a_round_that_changes_the_training_set_restarts_the_patience(monkeypatch
         monkeypatch.setattr(pseudo, "read", lambda net, x, alphabet: [Reading(t, 0.99) if t else None for t in texts])
         return pseudo.self_training_round(pool, None, validation, Alphabet("abcd"), 10.0)
 
+    monkeypatch.setattr(pseudo, "RENEWED_DATA_RESTARTS_PATIENCE", True)
     same = round_reading("ab", None, None)  # the teacher's label read again: nothing new to learn
     assert same["kept"] == 1 and same["changed"] == 0 and not pseudo.restarts_patience(same)
     renewed = round_reading("ab", "cd", None)  # one more picture joins training
