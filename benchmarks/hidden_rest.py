@@ -35,7 +35,7 @@ def main() -> None:
     styles = find_styles([Path("../shared/data"), Path("../shared/data/styles")])
     for model in sorted(glob.glob(args.folder + "/runs/*/model.pt")):
         name = Path(model).parent.name
-        style, n, seed, arm = name.rsplit("-", 3)
+        style, n, seed, _ = name.rsplit("-", 3)
         rest = hidden_rest(style, int(n[1:]), int(seed[4:]), styles)
         if not rest:
             continue

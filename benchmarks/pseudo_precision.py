@@ -11,16 +11,13 @@ this costs nothing after a teacher run.
 import csv
 import glob
 import json
-import random
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labels import pools  # noqa: E402
+from hidden_rest import hidden_rest  # noqa: E402
 from styles import find_styles  # noqa: E402
-
-from captcha_nb.sources.data import read_labels  # noqa: E402
 
 
 def precision(rows: list[tuple[str, str]]) -> str:
@@ -46,11 +43,7 @@ for run in sorted(glob.glob(sys.argv[1] + "/runs/*/pseudo_labels.csv")):
     name = Path(run).parent.name
     style, n, seed, arm = name.rsplit("-", 3)
     count, seed = int(n[1:]), int(seed[4:])
-    train, test = styles[style]
-    pool, _ = pools(train, test, Path("/tmp/pp"), style) if test is None else (read_labels(train), test)
-    drawn = random.Random(seed).sample(pool, count)
-    taken = {p for p, _ in drawn}
-    rest = [pair for pair in pool if pair[0] not in taken]
+    rest = hidden_rest(style, count, seed, styles)
     every, own, originals = [], [], []
     for row in csv.DictReader(open(run)):
         path = Path(row["picture"])
