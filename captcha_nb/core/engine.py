@@ -160,7 +160,7 @@ def judge(model: torch.nn.Module, average: WeightAverage | None, data: TrainingD
     """Score the raw weights and their moving average on validation; return (which, model, evaluation) of the better."""
     candidates = [("raw", model)] + ([("average", average.module)] if average else [])
     judged = [(name, net, evaluate(net, data.val_x, data.val.labels, data.alphabet)) for name, net in candidates]
-    return max(judged, key=lambda j: rank(j[2].seq_accuracy, j[2].loss, len(data.val.labels)))
+    return max(judged, key=lambda j: rank(j[2].seq_accuracy, j[2].loss))
 
 
 def end_epoch(run: Training, row: dict, net: torch.nn.Module, evaluation: Evaluation) -> None:

@@ -2,7 +2,7 @@
 
 - the learning rate, a function of the wall clock because the budget is minutes: warm-up, the peak held through CTC's
   plateau, then a cosine decay over whatever the budget has left (`schedule_progress`, then `learning_rate`);
-- which checkpoint is better (`rank`, `better`), by loss alone on a tiny validation split;
+- which checkpoint is better (`rank`, `better`);
 - the augmentation strength, raised while the model overfits (`next_strength`);
 - when to stop (`stop_reason`).
 
@@ -66,25 +66,14 @@ def schedule_progress(config: TrainConfig, progress, elapsed: float, budget: flo
     return done
 
 
-# Below this many validation pictures one picture moves the accuracy by more than ten points, so checkpoints are
-# ranked by validation loss first: from 50 labels (5 validation pictures) a varlen run kept its 11th epoch of 193,
-# at 2.7 s, because one picture happened to read right there (reports/BENCHMARKS.md, "Checkpoints on a tiny split").
-LOSS_RANKS_BELOW = 10
-
-
-def rank(accuracy: float, loss: float, pictures: int) -> tuple[float, ...]:
-    """The order of checkpoints judged on `pictures` validation pictures: accuracy first, loss as the tie-break (among
-    equally accurate models, the more certain one); on a split smaller than LOSS_RANKS_BELOW loss first, accuracy as
-    the tie-break. Written once, for choosing between weights and for keeping the best epoch."""
-    loss = math.inf if math.isnan(loss) else loss  # no encodable label: accuracy alone decides
-    return (-loss, accuracy) if pictures < LOSS_RANKS_BELOW else (accuracy, -loss)
+def rank(accuracy: float, loss: float) -> tuple[float, float]:
+    """The order of checkpoints: validation accuracy first, loss as the tie-break (among equally accurate models, the
+    more certain one). Written once, for choosing between weights and for keeping the best epoch."""
+    return accuracy, -loss
 
 
 def better(candidate, incumbent: dict) -> bool:
-    """Whether an Evaluation ranks above the best epoch so far (a history row); both are of the same split."""
-    pictures = len(candidate.truths)
-    return rank(candidate.seq_accuracy, candidate.loss, pictures) > rank(incumbent["val_seq_accuracy"],
-                                                                         incumbent["val_loss"], pictures)
+    return rank(candidate.seq_accuracy, candidate.loss) > rank(incumbent["val_seq_accuracy"], incumbent["val_loss"])
 
 
 def still_learning(history: list[dict], val_loss: float) -> bool:
