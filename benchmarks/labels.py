@@ -45,6 +45,7 @@ from styles import (  # noqa: E402
     machine,
     output_folder,
     run_one,
+    write_curves,
 )
 
 HEADING = "## How many labels"
@@ -102,6 +103,24 @@ def pools(train: Path, test: Path | None, out: Path, style: str) -> tuple[list[t
     shuffled = random.Random(HOLD_OUT_SEED).sample(pairs, len(pairs))
     cut = round(HELD_OUT * len(pairs))
     return shuffled[cut:], write_folder(out / "folders" / f"{style}-test", shuffled[:cut])
+
+
+def write_run_curves(rows: list[dict], out: Path) -> None:
+    """Every trained run's validation curve (curves.csv, curves.png) and each cell's first seed's losses
+    (losses.png), so that a cell that misses its target shows how it learnt from a clone, without the runs."""
+    curves = {}
+    for row in rows:
+        history = out / "runs" / f"{row['style']}-n{row['labelled']}-seed{row['seed']}-{row['start']}" / "history.csv"
+        if row["status"] == "finished" and history.is_file():
+            curves[f"{row['style']}-n{row['labelled']}-{row['start']} seed {row['seed']}"] = pd.read_csv(history)
+    if not curves:
+        return
+    write_curves(curves, out)
+    plots.save(plots.accuracy_over_time(curves), out, "curves")
+    first = {}
+    for name, history in curves.items():
+        first.setdefault(name.split(" seed ")[0], history)
+    plots.save(plots.loss_gap(first), out, "losses")
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -168,6 +187,7 @@ def main(argv: list[str] | None = None) -> Path:
         f"Command: `{payload['command']}`.\n\nMedian test accuracy over seeds (each seed's in brackets):\n\n"
         f"{table.to_markdown(index=False)}\n\nEvery run:\n\n{results.round(3).to_markdown(index=False)}\n")
     plots.save(plots.accuracy_by_labels(results), out, "plot")
+    write_run_curves(rows, out)
     if args.publish and not args.quick:
         publish(out, payload, table)
     print(out)

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from captcha_nb import PROJECT_ROOT
@@ -113,6 +114,10 @@ def test_quick_label_benchmark_trains_each_count_from_scratch_pretrained_and_wit
     pretrained = json.loads((out / "runs" / "plain-n20-seed0-pretrained" / "metrics.json").read_text())
     assert pretrained["pretrained"] and pretrained["pretrained_tensors"] > 0
     assert (out / "plot.png").stat().st_size > 1000 and not (out / "folders").exists()
+    # Every trained run's validation curve is kept beside the table, the runs' folders are not committed.
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["style"]) == {f"plain-n{n}-{s}" for n in (20, 51) for s in ("scratch", "pretrained", "pool")}
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "losses.png").stat().st_size > 1000
 
 
 def test_step_time_benchmark_times_both_memory_layouts():
