@@ -57,8 +57,7 @@ def train_one_epoch(run: "Training", generator: torch.Generator, schedule: Calla
     """
     model, optimizer, data, config = run.model, run.optimizer, run.data, run.config
     model.train()
-    batches = TrainingBatches(data.train_x, data.train.labels, data.pool, config.batch_size, generator,
-                              human=data.labels_from != "teacher")
+    batches = TrainingBatches(data.train_x, data.train.labels, data.pool, config.batch_size, generator)
     total, count = 0.0, 0
     for step, (images, labels) in enumerate(tqdm(batches, desc="train", leave=False, disable=not config.progress)):
         if time.perf_counter() >= deadline:

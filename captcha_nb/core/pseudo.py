@@ -14,7 +14,6 @@ and the run says so).
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,10 +41,6 @@ ROUND_EVERY = 0.2
 # pool ten times the labels does not make epochs, and so the judging of checkpoints, ten times rarer.
 POOL_SHARE = 2.0
 POOL_ROWS_MIN = 512
-# Human labels are repeated within an epoch until they are at least this share of it. From 45 labels the pool's
-# POOL_ROWS_MIN pseudo-labels made 92 % of every epoch, and a mistake the teacher makes consistently (ddddocr's 'o' for
-# kelab's '0') outvoted the few labelled pictures that show the right reading (BENCHMARKS.md, "Human labels' share").
-LABELLED_SHARE_MIN = 1 / 3
 # With a teacher, a round keeps only the readings the teacher made too (a second opinion, whatever its confidence):
 # the errors of two different readers rarely coincide. Measured on the seed-0 pools against their hidden labels,
 # agreement lifted the pseudo-labels' precision from 81-96 % to 92-99 % on kelab and digits (BENCHMARKS.md, "The
@@ -192,26 +187,16 @@ def read_pseudo_labels(path: Path) -> dict[Path, str]:
         return {Path(row["picture"]).resolve(): row["reading"] for row in csv.DictReader(f)}
 
 
-def labelled_repeats(n_labelled: int, n_pseudo: int) -> int:
-    """How many times an epoch takes each human-labelled picture, so that they are LABELLED_SHARE_MIN of it."""
-    if not n_labelled:
-        return 1
-    wanted = LABELLED_SHARE_MIN / (1 - LABELLED_SHARE_MIN) * n_pseudo
-    return max(1, math.ceil(wanted / n_labelled - 1e-9))
-
-
 class TrainingBatches:
-    """One epoch's shuffled batches of (uint8 pictures, labels): every labelled training picture (repeated when the
-    pool's share would outweigh them: LABELLED_SHARE_MIN; `human` false, when they are a teacher's readings, never)
-    and the pool's pseudo-labelled share (Pool.epoch_rows), mixed in the same batches. Pictures are gathered a batch
-    at a time, so an epoch costs no copy of the pool."""
+    """One epoch's shuffled batches of (uint8 pictures, labels): every labelled training picture and the pool's
+    pseudo-labelled share (Pool.epoch_rows), mixed in the same batches. Pictures are gathered a batch at a time, so
+    an epoch costs no copy of the pool."""
 
     def __init__(self, train_x: torch.Tensor, train_labels: list[str], pool: Pool | None, batch_size: int,
-                 generator: torch.Generator, human: bool = True):
+                 generator: torch.Generator):
         self.train_x, self.pool = train_x, pool
         self.pool_rows = pool.epoch_rows(len(train_labels), generator) if pool else []
-        self.repeats = labelled_repeats(len(train_labels), len(self.pool_rows)) if human else 1
-        self.labels = list(train_labels) * self.repeats + [pool.labels[row].text for row in self.pool_rows]
+        self.labels = list(train_labels) + [pool.labels[row].text for row in self.pool_rows]
         self.batches = list(iterate_batches(len(self.labels), batch_size, shuffle=True, generator=generator))
 
     def __len__(self) -> int:
@@ -219,13 +204,12 @@ class TrainingBatches:
 
     def __iter__(self):
         n_train, pool_index = len(self.train_x), torch.tensor(self.pool_rows, dtype=torch.long)
-        n_own = n_train * self.repeats
         for rows in self.batches:
-            own, pooled = rows[rows < n_own], rows[rows >= n_own] - n_own
-            images = self.train_x[own % max(n_train, 1)]
+            own, pooled = rows[rows < n_train], rows[rows >= n_train] - n_train
+            images = self.train_x[own]
             if len(pooled):  # the pool stays on the CPU; a batch of it joins the training pictures' device
                 images = torch.cat([images, self.pool.x[pool_index[pooled]].to(images.device)])
-            yield images, [self.labels[i] for i in own.tolist() + (pooled + n_own).tolist()]
+            yield images, [self.labels[i] for i in own.tolist() + (pooled + n_train).tolist()]
 
 
 def due(pool: Pool | None, progress, budget: float, config, by_teacher: bool = False) -> bool:

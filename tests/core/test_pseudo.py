@@ -73,22 +73,6 @@ def test_an_epoch_takes_a_bounded_share_of_a_large_pool():
     assert len(pool.epoch_rows(2000, torch.Generator().manual_seed(0))) == 3000
 
 
-def test_few_human_labels_are_repeated_to_a_third_of_an_epoch_and_teacher_labels_are_not():
-    pool = pool_of(600)
-    pool.adopt([Reading("p", 1.0)] * 600, 0.9, 0, "self")
-    train_x = torch.full((10, 1, 8, 8), 7, dtype=torch.uint8)  # the labelled pictures are the only 7s
-    generator = torch.Generator().manual_seed(0)
-    batches = pseudo.TrainingBatches(train_x, ["h"] * 10, pool, 32, generator)
-    seen = [(int(image.max()), label) for images, labels in batches for image, label in zip(images, labels)]
-    human = [label for value, label in seen if value == 7]
-    assert set(human) == {"h"} and len(human) == 10 * batches.repeats
-    assert len(human) / len(seen) >= pseudo.LABELLED_SHARE_MIN
-    assert len(human) / len(seen) < pseudo.LABELLED_SHARE_MIN + 10 / len(seen)  # no more than that
-    teacher_labelled = pseudo.TrainingBatches(train_x, ["h"] * 10, pool, 32, generator, human=False)
-    assert teacher_labelled.repeats == 1 and len(teacher_labelled.labels) == 10 + len(pool.epoch_rows(10, generator))
-    assert pseudo.labelled_repeats(3000, 6000) == 1 and pseudo.labelled_repeats(0, 512) == 1
-
-
 def half_labelled(tmp_path, tiny_dir, labelled: int):
     """The tiny captchas under neutral names with a labels.csv naming only the first `labelled`: a folder the
     labelling app left half done."""
