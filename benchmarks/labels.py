@@ -14,7 +14,8 @@ same for every seed.
     python benchmarks/labels.py --data ../shared/data --styles captcha_images_v2 --counts 50 100 200 --seeds 0
     python benchmarks/labels.py --quick                                                # a tiny synthetic style
 
-Run again with the same --out, it keeps the runs that finished. Writes reports/benchmarks/labels-<date>/
+Run again with the same --out, it keeps the runs that finished, and its table holds every run of the folder (an
+earlier call's at the same budget too). Writes reports/benchmarks/labels-<date>/
 {results.json,results.md,plot.png}; --publish puts the table in reports/BENCHMARKS.md.
 """
 
@@ -176,10 +177,11 @@ def main(argv: list[str] | None = None) -> Path:
     # The copies are only there for the runs; the runs' split.json files name them.
     shutil.rmtree(out / "folders", ignore_errors=True)
 
+    command = ("python benchmarks/labels.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    rows, commands = with_earlier_calls(out, rows, minutes, command)
     results = pd.DataFrame(rows)
-    command = "python benchmarks/labels.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    payload = {"date": stamp, "machine": machine(), "minutes": minutes, "seeds": seeds, "counts": counts,
-               "command": command.strip(), "results": rows}
+    payload = {"date": stamp, "machine": machine(), "minutes": minutes, "seeds": sorted({r["seed"] for r in rows}),
+               "counts": counts, "command": " ; ".join(commands), "commands": commands, "results": rows}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     table = summary(results)
     (out / "results.md").write_text(
@@ -192,6 +194,24 @@ def main(argv: list[str] | None = None) -> Path:
         publish(out, payload, table)
     print(out)
     return out
+
+
+def run_key(row: dict) -> tuple:
+    return row["style"], row["labelled"], row["start"], row["seed"]
+
+
+def with_earlier_calls(out: Path, rows: list[dict], minutes: float, command: str) -> tuple[list[dict], list[str]]:
+    """This call's rows after those an earlier call at the same budget wrote to the same folder and this call did
+    not repeat, and every call's command: a folder filled by several calls (more seeds, another style) tables all of
+    its runs, not only the last call's."""
+    earlier = out / "results.json"
+    previous = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else {}
+    if previous.get("minutes") != minutes:
+        return rows, [command]
+    repeated = {run_key(row) for row in rows}
+    kept = [row for row in previous["results"] if run_key(row) not in repeated]
+    commands = previous.get("commands", [previous["command"]])
+    return kept + rows, commands + [command] * (command not in commands)
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:

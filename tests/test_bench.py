@@ -120,6 +120,20 @@ def test_quick_label_benchmark_trains_each_count_from_scratch_pretrained_and_wit
     assert (out / "curves.png").stat().st_size > 1000 and (out / "losses.png").stat().st_size > 1000
 
 
+
+def test_a_label_benchmark_folder_filled_by_several_calls_tables_all_their_runs(tmp_path):
+    labels = load_script("labels")
+    row = {"style": "kelab", "labelled": 50, "start": "teacher", "status": "finished", "test_seq_accuracy": 0.9}
+    earlier = [{**row, "seed": 0}, {**row, "seed": 1}]
+    (tmp_path / "results.json").write_text(json.dumps({"minutes": 2.0, "command": "first", "results": earlier}))
+    again = [{**row, "seed": 1, "test_seq_accuracy": 0.95}, {**row, "seed": 2}]
+    rows, commands = labels.with_earlier_calls(tmp_path, again, 2.0, "second")
+    # Seed 1 ran again: its new row replaces the old one; seed 0 is kept from the first call.
+    assert [(r["seed"], r["test_seq_accuracy"]) for r in rows] == [(0, 0.9), (1, 0.95), (2, 0.9)]
+    assert commands == ["first", "second"]
+    # Runs at another budget are not this table's.
+    assert labels.with_earlier_calls(tmp_path, again, 10.0, "third") == (again, ["third"])
+
 def test_step_time_benchmark_times_both_memory_layouts():
     import torch
 
