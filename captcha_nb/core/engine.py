@@ -25,7 +25,7 @@ from captcha_nb.core.ema import WeightAverage
 from captcha_nb.core.evaluation import Evaluation, evaluate
 from captcha_nb.core.model import to_float
 from captcha_nb.core.prepare import TrainingData, score_test
-from captcha_nb.core.pseudo import TrainingBatches, due, pool_strength, restarts_patience, self_training_round
+from captcha_nb.core.pseudo import TrainingBatches, due, restarts_patience, self_training_round
 from captcha_nb.core.record import write_metrics
 from captcha_nb.core.rundir import RunDir
 from captcha_nb.core.runlock import run_lock
@@ -59,17 +59,14 @@ def train_one_epoch(run: "Training", generator: torch.Generator, schedule: Calla
     model.train()
     batches = TrainingBatches(data.train_x, data.train.labels, data.pool, config.batch_size, generator)
     total, count = 0.0, 0
-    strength = run.progress.augment_strength
-    for step, (images, labels, n_labelled) in enumerate(tqdm(batches, desc="train", leave=False,
-                                                              disable=not config.progress)):
+    for step, (images, labels) in enumerate(tqdm(batches, desc="train", leave=False, disable=not config.progress)):
         if time.perf_counter() >= deadline:
             break
         for group in optimizer.param_groups:
             group["lr"] = schedule(step / len(batches))
         x = to_float(images.to(run.device))
-        if config.augment:  # the pseudo-labelled rows (after the labelled ones) are learnt from a harder view
-            parts = [(x[:n_labelled], strength), (x[n_labelled:], pool_strength(strength))]
-            x = torch.cat([augment(part, generator, s, data.longest_label) for part, s in parts if len(part)])
+        if config.augment:
+            x = augment(x, generator, run.progress.augment_strength, data.longest_label)
         targets, lengths = encode_targets(labels, data.alphabet)
         loss = ctc_loss(model(x), targets.to(run.device), lengths.to(run.device))
         optimizer.zero_grad(set_to_none=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from captcha_nb.core.config import MAX_STRENGTH
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.evaluation import read
 from captcha_nb.sources.data import CaptchaSet, iterate_batches
@@ -57,10 +56,6 @@ LABELLED_LENGTHS_ONLY = True
 # (benchmarks/hidden_rest.py), letting kelab's and digits' pool runs use their whole budget read no more of them
 # (kelab 50 labels, 10 min: 96.6 / 98.8 / 94.0 % -> 96.0 / 98.0 / 93.0 %; BENCHMARKS.md, "The unlabelled pool").
 RENEWED_DATA_RESTARTS_PATIENCE = False
-# Pseudo-labelled pictures are learnt under this much more augmentation than labelled ones (capped at the config's
-# MAX_STRENGTH): their readings come from the plain picture, and learning them from a harder view asks the model for
-# what it cannot yet do rather than repeating what it reads (FixMatch's weak view read, strong view learnt).
-POOL_EXTRA_STRENGTH = 1.0
 
 PSEUDO_COLUMNS = ["picture", "reading", "confidence", "round", "source"]
 
@@ -192,15 +187,10 @@ def read_pseudo_labels(path: Path) -> dict[Path, str]:
         return {Path(row["picture"]).resolve(): row["reading"] for row in csv.DictReader(f)}
 
 
-def pool_strength(strength: float) -> float:
-    """The augmentation strength of the pseudo-labelled pictures when the labelled ones train at `strength`."""
-    return strength if strength <= 0 else min(strength + POOL_EXTRA_STRENGTH, max(MAX_STRENGTH, strength))
-
-
 class TrainingBatches:
-    """One epoch's shuffled batches of (uint8 pictures, labels, how many of them are labelled): every labelled
-    training picture and the pool's pseudo-labelled share (Pool.epoch_rows), mixed in the same batches, the labelled
-    ones first in each. Pictures are gathered a batch at a time, so an epoch costs no copy of the pool."""
+    """One epoch's shuffled batches of (uint8 pictures, labels): every labelled training picture and the pool's
+    pseudo-labelled share (Pool.epoch_rows), mixed in the same batches. Pictures are gathered a batch at a time, so
+    an epoch costs no copy of the pool."""
 
     def __init__(self, train_x: torch.Tensor, train_labels: list[str], pool: Pool | None, batch_size: int,
                  generator: torch.Generator):
@@ -219,7 +209,7 @@ class TrainingBatches:
             images = self.train_x[own]
             if len(pooled):  # the pool stays on the CPU; a batch of it joins the training pictures' device
                 images = torch.cat([images, self.pool.x[pool_index[pooled]].to(images.device)])
-            yield images, [self.labels[i] for i in own.tolist() + (pooled + n_train).tolist()], len(own)
+            yield images, [self.labels[i] for i in own.tolist() + (pooled + n_train).tolist()]
 
 
 def due(pool: Pool | None, progress, budget: float, config, by_teacher: bool = False) -> bool:

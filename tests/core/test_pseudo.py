@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from captcha_nb.core import pseudo
-from captcha_nb.core.config import MAX_STRENGTH, TrainConfig
+from captcha_nb.core.config import TrainConfig
 from captcha_nb.core.ctc import Alphabet
 from captcha_nb.core.engine import fit
 from captcha_nb.core.pseudo import Pool, confidence_threshold
@@ -72,22 +72,6 @@ def test_an_epoch_takes_a_bounded_share_of_a_large_pool():
     assert len(rows) == max(pseudo.POOL_ROWS_MIN, 100 * pseudo.POOL_SHARE) and len(set(rows)) == len(rows)
     assert len(pool.epoch_rows(2000, torch.Generator().manual_seed(0))) == 3000
 
-
-
-def test_a_batch_puts_its_labelled_pictures_first_and_the_pool_learns_from_a_harder_view():
-    pool = pool_of(600)
-    pool.x[:] = 7  # pool pictures are told apart from the labelled ones (0) by their pixels
-    pool.adopt([Reading("p", 1.0)] * 600, 0.9, 0, "self")
-    train_x = torch.zeros(40, 1, 8, 8, dtype=torch.uint8)
-    batches = pseudo.TrainingBatches(train_x, ["t"] * 40, pool, 32, torch.Generator().manual_seed(0))
-    seen = 0
-    for images, labels, n_labelled in batches:
-        assert labels == ["t"] * n_labelled + ["p"] * (len(labels) - n_labelled)
-        assert (images[:n_labelled] == 0).all() and (images[n_labelled:] == 7).all()
-        seen += n_labelled
-    assert seen == 40 and len(batches.labels) == 40 + pseudo.POOL_ROWS_MIN
-    assert pseudo.pool_strength(1.0) == 1.0 + pseudo.POOL_EXTRA_STRENGTH
-    assert pseudo.pool_strength(MAX_STRENGTH) == MAX_STRENGTH and pseudo.pool_strength(0.0) == 0.0
 
 def half_labelled(tmp_path, tiny_dir, labelled: int):
     """The tiny captchas under neutral names with a labels.csv naming only the first `labelled`: a folder the
