@@ -7,8 +7,9 @@ run's own judged model (its weights' moving average when that reads better) in r
 reading joins training only above a confidence threshold measured each round on the labelled validation pictures:
 the lowest confidence at which the model's validation readings are still PRECISION_TARGET right. Pseudo-labelled
 pictures train like labelled ones, under the same augmentation (a weak view read, the augmented view learnt, as in
-self-training). Validation and test only ever use human labels, unless there are none (then the teacher's readings,
-and the run says so).
+self-training); a harder view for them alone, as FixMatch has it, read less (reports/BENCHMARKS.md, "A harder view for
+the pseudo-labelled pictures"). Validation and test only ever use human labels, unless there are none (then the
+teacher's readings, and the run says so).
 """
 
 from __future__ import annotations
