@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> Path:
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     table = summary(results)
     (out / "results.md").write_text(
-        f"# How many labels, {stamp}\n\nMachine: {payload['machine']}. Budget {minutes} min per run; seeds {seeds}. "
+        f"# How many labels, {stamp}\n\nMachine: {payload['machine']}. Budget {minutes} min per run; "
+        f"seeds {payload['seeds']}. "
         f"Command: `{payload['command']}`.\n\nMedian test accuracy over seeds (each seed's in brackets):\n\n"
         f"{table.to_markdown(index=False)}\n\nEvery run:\n\n{results.round(3).to_markdown(index=False)}\n")
     plots.save(plots.accuracy_by_labels(results), out, "plot")
@@ -211,7 +212,7 @@ def with_earlier_calls(out: Path, rows: list[dict], minutes: float, command: str
     repeated = {run_key(row) for row in rows}
     kept = [row for row in previous["results"] if run_key(row) not in repeated]
     commands = previous.get("commands", [previous["command"]])
-    return kept + rows, commands + [command] * (command not in commands)
+    return kept + rows, commands if command in commands else commands + [command]
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -120,7 +120,6 @@ def test_quick_label_benchmark_trains_each_count_from_scratch_pretrained_and_wit
     assert (out / "curves.png").stat().st_size > 1000 and (out / "losses.png").stat().st_size > 1000
 
 
-
 def test_a_label_benchmark_folder_filled_by_several_calls_tables_all_their_runs(tmp_path):
     labels = load_script("labels")
     row = {"style": "kelab", "labelled": 50, "start": "teacher", "status": "finished", "test_seq_accuracy": 0.9}
@@ -133,6 +132,7 @@ def test_a_label_benchmark_folder_filled_by_several_calls_tables_all_their_runs(
     assert commands == ["first", "second"]
     # Runs at another budget are not this table's.
     assert labels.with_earlier_calls(tmp_path, again, 10.0, "third") == (again, ["third"])
+
 
 def test_step_time_benchmark_times_both_memory_layouts():
     import torch
